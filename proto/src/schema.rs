@@ -1,0 +1,392 @@
+//! The entity schema: every entity type, its fields, their types and who owns them.
+//!
+//! Ownership is the authority model (DESIGN: "authority that must not depend on device
+//! clocks comes from dispatcher-owned fields"). The server checks every op against this
+//! table; the agent checks too, so an engineer learns at once, offline, that a write is not
+//! theirs to make.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    WorkOrder,
+    Customer,
+    Site,
+    Asset,
+    User,
+    Note,
+    PartUsage,
+    Conflict,
+}
+
+impl EntityKind {
+    pub const ALL: [EntityKind; 8] = [
+        EntityKind::WorkOrder,
+        EntityKind::Customer,
+        EntityKind::Site,
+        EntityKind::Asset,
+        EntityKind::User,
+        EntityKind::Note,
+        EntityKind::PartUsage,
+        EntityKind::Conflict,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::WorkOrder => "work_order",
+            EntityKind::Customer => "customer",
+            EntityKind::Site => "site",
+            EntityKind::Asset => "asset",
+            EntityKind::User => "user",
+            EntityKind::Note => "note",
+            EntityKind::PartUsage => "part_usage",
+            EntityKind::Conflict => "conflict",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EntityKind> {
+        EntityKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn spec(self) -> &'static KindSpec {
+        match self {
+            EntityKind::WorkOrder => &WORK_ORDER,
+            EntityKind::Customer => &CUSTOMER,
+            EntityKind::Site => &SITE,
+            EntityKind::Asset => &ASSET,
+            EntityKind::User => &USER,
+            EntityKind::Note => &NOTE,
+            EntityKind::PartUsage => &PART_USAGE,
+            EntityKind::Conflict => &CONFLICT,
+        }
+    }
+}
+
+impl std::fmt::Display for EntityKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Engineer,
+    Dispatcher,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Engineer => "engineer",
+            Role::Dispatcher => "dispatcher",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "engineer" => Some(Role::Engineer),
+            "dispatcher" => Some(Role::Dispatcher),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Who may write a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// Assignment, schedule, priority, links, SLA terms: dispatchers and admins.
+    Dispatcher,
+    /// Progress, arrival, resolution, signature: the engineer doing the work (and admins).
+    Engineer,
+    /// Description and similar: anyone with access to the record.
+    Shared,
+    /// Written only by the server itself (conflict records, user profiles).
+    System,
+}
+
+impl Owner {
+    pub fn allows(self, role: Role) -> bool {
+        match (self, role) {
+            (Owner::System, _) => false,
+            (_, Role::Admin) => true,
+            (Owner::Shared, _) => true,
+            (Owner::Dispatcher, Role::Dispatcher) => true,
+            (Owner::Engineer, Role::Engineer) => true,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FieldType {
+    Text { max_chars: usize },
+    Int { min: i64, max: i64 },
+    Number,
+    Bool,
+    /// Unix milliseconds.
+    Time,
+    Enum(&'static [&'static str]),
+    Ref(EntityKind),
+    /// A content hash of a blob (lowercase hex SHA-256).
+    BlobHash,
+    /// Arbitrary JSON; only for system-owned fields.
+    Json,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct FieldSpec {
+    pub name: &'static str,
+    pub ty: FieldType,
+    pub owner: Owner,
+    /// Must be present in the create op.
+    pub required: bool,
+    /// For append-only kinds: may still change after creation (e.g. `voided`).
+    pub mutable: bool,
+}
+
+/// Who may create entities of a kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Creators {
+    /// Dispatchers and admins.
+    Office,
+    /// Anyone with access to the parent work order.
+    OrderParticipants,
+    /// Only the server.
+    System,
+}
+
+#[derive(Debug)]
+pub struct KindSpec {
+    pub kind: EntityKind,
+    pub fields: &'static [FieldSpec],
+    /// Records that only grow (notes, parts used): created once, never edited except the
+    /// fields marked `mutable`, so they cannot conflict.
+    pub append_only: bool,
+    pub creators: Creators,
+    /// The field that links a child record to its work order, if any.
+    pub order_link: Option<&'static str>,
+}
+
+impl KindSpec {
+    pub fn field(&self, name: &str) -> Option<&'static FieldSpec> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+const fn f(name: &'static str, ty: FieldType, owner: Owner) -> FieldSpec {
+    FieldSpec {
+        name,
+        ty,
+        owner,
+        required: false,
+        mutable: true,
+    }
+}
+
+const fn req(name: &'static str, ty: FieldType, owner: Owner) -> FieldSpec {
+    FieldSpec {
+        name,
+        ty,
+        owner,
+        required: true,
+        mutable: true,
+    }
+}
+
+/// A field of an append-only record, fixed at creation.
+const fn fixed(name: &'static str, ty: FieldType, owner: Owner, required: bool) -> FieldSpec {
+    FieldSpec {
+        name,
+        ty,
+        owner,
+        required,
+        mutable: false,
+    }
+}
+
+const TEXT_SHORT: FieldType = FieldType::Text { max_chars: 200 };
+const TEXT_LONG: FieldType = FieldType::Text { max_chars: 8_000 };
+
+/// Engineer progress states, in the order work usually moves through them.
+pub const STATUSES: &[&str] = &["open", "en-route", "on-site", "on-hold", "completed"];
+pub const TIERS: &[&str] = &["standard", "silver", "gold", "platinum"];
+pub const ROLES: &[&str] = &["engineer", "dispatcher", "admin"];
+
+pub static WORK_ORDER: KindSpec = KindSpec {
+    kind: EntityKind::WorkOrder,
+    append_only: false,
+    creators: Creators::Office,
+    order_link: None,
+    fields: &[
+        req("description", FieldType::Text { max_chars: 4_000 }, Owner::Shared),
+        req("priority", FieldType::Int { min: 1, max: 4 }, Owner::Dispatcher),
+        f("assignee", TEXT_SHORT, Owner::Dispatcher),
+        f("customer_id", FieldType::Ref(EntityKind::Customer), Owner::Dispatcher),
+        f("site_id", FieldType::Ref(EntityKind::Site), Owner::Dispatcher),
+        f("asset_id", FieldType::Ref(EntityKind::Asset), Owner::Dispatcher),
+        f("scheduled_start", FieldType::Time, Owner::Dispatcher),
+        f("scheduled_end", FieldType::Time, Owner::Dispatcher),
+        f("cancelled", FieldType::Bool, Owner::Dispatcher),
+        f("status", FieldType::Enum(STATUSES), Owner::Engineer),
+        f("resolution", FieldType::Text { max_chars: 4_000 }, Owner::Engineer),
+        f("fault_code", TEXT_SHORT, Owner::Engineer),
+        f("arrived_at", FieldType::Time, Owner::Engineer),
+        f("completed_at", FieldType::Time, Owner::Engineer),
+        f("signature", FieldType::BlobHash, Owner::Engineer),
+    ],
+};
+
+pub static CUSTOMER: KindSpec = KindSpec {
+    kind: EntityKind::Customer,
+    append_only: false,
+    creators: Creators::Office,
+    order_link: None,
+    fields: &[
+        req("name", TEXT_SHORT, Owner::Dispatcher),
+        f("tier", FieldType::Enum(TIERS), Owner::Dispatcher),
+        f("phone", TEXT_SHORT, Owner::Dispatcher),
+        f("email", TEXT_SHORT, Owner::Dispatcher),
+        f("address", TEXT_SHORT, Owner::Dispatcher),
+    ],
+};
+
+pub static SITE: KindSpec = KindSpec {
+    kind: EntityKind::Site,
+    append_only: false,
+    creators: Creators::Office,
+    order_link: None,
+    fields: &[
+        req("customer_id", FieldType::Ref(EntityKind::Customer), Owner::Dispatcher),
+        req("name", TEXT_SHORT, Owner::Dispatcher),
+        f("address", TEXT_SHORT, Owner::Dispatcher),
+        f("lat", FieldType::Number, Owner::Dispatcher),
+        f("lon", FieldType::Number, Owner::Dispatcher),
+        f("access_notes", TEXT_LONG, Owner::Shared),
+    ],
+};
+
+pub static ASSET: KindSpec = KindSpec {
+    kind: EntityKind::Asset,
+    append_only: false,
+    creators: Creators::Office,
+    order_link: None,
+    fields: &[
+        f("customer_id", FieldType::Ref(EntityKind::Customer), Owner::Dispatcher),
+        f("site_id", FieldType::Ref(EntityKind::Site), Owner::Dispatcher),
+        req("model", TEXT_SHORT, Owner::Dispatcher),
+        f("serial", TEXT_SHORT, Owner::Dispatcher),
+        f("install_date", FieldType::Time, Owner::Dispatcher),
+        f("warranty_end", FieldType::Time, Owner::Dispatcher),
+    ],
+};
+
+pub static USER: KindSpec = KindSpec {
+    kind: EntityKind::User,
+    append_only: false,
+    creators: Creators::System,
+    order_link: None,
+    fields: &[
+        req("name", TEXT_SHORT, Owner::System),
+        req("role", FieldType::Enum(ROLES), Owner::System),
+        f("display_name", TEXT_SHORT, Owner::Dispatcher),
+        f("region", TEXT_SHORT, Owner::Dispatcher),
+        f("skills", TEXT_SHORT, Owner::Dispatcher),
+    ],
+};
+
+pub static NOTE: KindSpec = KindSpec {
+    kind: EntityKind::Note,
+    append_only: true,
+    creators: Creators::OrderParticipants,
+    order_link: Some("order_id"),
+    fields: &[
+        fixed(
+            "order_id",
+            FieldType::Ref(EntityKind::WorkOrder),
+            Owner::Shared,
+            true,
+        ),
+        fixed("text", TEXT_LONG, Owner::Shared, true),
+        f("voided", FieldType::Bool, Owner::Shared),
+    ],
+};
+
+pub static PART_USAGE: KindSpec = KindSpec {
+    kind: EntityKind::PartUsage,
+    append_only: true,
+    creators: Creators::OrderParticipants,
+    order_link: Some("order_id"),
+    fields: &[
+        fixed(
+            "order_id",
+            FieldType::Ref(EntityKind::WorkOrder),
+            Owner::Shared,
+            true,
+        ),
+        fixed("sku", FieldType::Text { max_chars: 64 }, Owner::Shared, true),
+        fixed(
+            "qty",
+            FieldType::Int {
+                min: 1,
+                max: 100_000,
+            },
+            Owner::Shared,
+            true,
+        ),
+        f("voided", FieldType::Bool, Owner::Shared),
+    ],
+};
+
+/// A recorded concurrent same-field write. Created by the server; resolved by a
+/// dispatcher, whose resolution is itself an op and so reaches the agents.
+pub static CONFLICT: KindSpec = KindSpec {
+    kind: EntityKind::Conflict,
+    append_only: false,
+    creators: Creators::System,
+    order_link: Some("order_id"),
+    fields: &[
+        req(
+            "order_id",
+            FieldType::Ref(EntityKind::WorkOrder),
+            Owner::System,
+        ),
+        req("entity_kind", TEXT_SHORT, Owner::System),
+        req("entity_id", TEXT_SHORT, Owner::System),
+        req("field", TEXT_SHORT, Owner::System),
+        req("winner", FieldType::Json, Owner::System),
+        req("loser", FieldType::Json, Owner::System),
+        f("resolved", FieldType::Bool, Owner::Dispatcher),
+        f("resolution", FieldType::Json, Owner::Dispatcher),
+        f("resolved_by", TEXT_SHORT, Owner::Dispatcher),
+    ],
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_round_trips_its_name() {
+        for k in EntityKind::ALL {
+            assert_eq!(EntityKind::parse(k.as_str()), Some(k));
+            assert_eq!(k.spec().kind, k);
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.as_str()));
+        }
+    }
+
+    #[test]
+    fn ownership_table() {
+        assert!(!Owner::Dispatcher.allows(Role::Engineer));
+        assert!(Owner::Dispatcher.allows(Role::Dispatcher));
+        assert!(!Owner::Engineer.allows(Role::Dispatcher));
+        assert!(Owner::Engineer.allows(Role::Engineer));
+        assert!(Owner::Shared.allows(Role::Engineer));
+        assert!(!Owner::System.allows(Role::Admin));
+    }
+}

@@ -1,0 +1,193 @@
+//! The shapes people and scripts read: an order in a list, and an order in full with its
+//! notes, parts and conflicts. The agent's `show --json` and the server's
+//! `GET /api/v1/work-orders/{id}` are built by the same function, so they cannot drift.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::schema::EntityKind;
+use crate::state::EntityState;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderSummary {
+    pub id: String,
+    pub status: String,
+    pub priority: Option<i64>,
+    pub description: String,
+    pub assignee: Option<String>,
+    pub customer_id: Option<String>,
+    pub site_id: Option<String>,
+    pub asset_id: Option<String>,
+    pub scheduled_start: Option<u64>,
+    pub scheduled_end: Option<u64>,
+    pub cancelled: bool,
+    /// Event time of the order's latest change.
+    pub updated_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordView {
+    pub id: String,
+    /// The record's fields, e.g. `text` for a note, `sku` and `qty` for a part usage.
+    #[serde(flatten)]
+    pub fields: Map<String, Value>,
+    /// Who created it and when (event time).
+    pub by: String,
+    pub at_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConflictView {
+    pub id: String,
+    pub entity_kind: String,
+    pub entity_id: String,
+    pub field: String,
+    /// `{value, by, device, hlc, at_ms}` of the value that won.
+    pub winner: Value,
+    /// The same for the value that lost, kept until a dispatcher resolves it.
+    pub loser: Value,
+    pub resolved: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
+}
+
+/// A local op the server refused, as the agent shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RejectedView {
+    pub seq: u64,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderView {
+    #[serde(flatten)]
+    pub summary: OrderSummary,
+    pub resolution: Option<String>,
+    pub fault_code: Option<String>,
+    pub arrived_at: Option<u64>,
+    pub completed_at: Option<u64>,
+    pub customer: Option<Map<String, Value>>,
+    pub site: Option<Map<String, Value>>,
+    pub asset: Option<Map<String, Value>>,
+    pub notes: Vec<RecordView>,
+    pub parts: Vec<RecordView>,
+    pub conflicts: Vec<ConflictView>,
+    /// Per field: `[hlc, device]` of the write that set it, for clients that edit and so
+    /// must send the version they saw.
+    pub versions: Map<String, Value>,
+    /// Agent only: local ops for this order not yet acknowledged by the server.
+    #[serde(default)]
+    pub pending_ops: u64,
+    /// Agent only: local ops for this order the server refused, with the reason.
+    #[serde(default)]
+    pub rejected: Vec<RejectedView>,
+}
+
+pub fn summary(order: &EntityState) -> OrderSummary {
+    let s = |f: &str| order.str(f).map(str::to_owned);
+    let t = |f: &str| order.get(f).and_then(Value::as_u64);
+    OrderSummary {
+        id: order.id.0.clone(),
+        status: s("status").unwrap_or_else(|| "open".to_owned()),
+        priority: order.i64("priority"),
+        description: s("description").unwrap_or_default(),
+        assignee: s("assignee"),
+        customer_id: s("customer_id"),
+        site_id: s("site_id"),
+        asset_id: s("asset_id"),
+        scheduled_start: t("scheduled_start"),
+        scheduled_end: t("scheduled_end"),
+        cancelled: order.bool("cancelled"),
+        updated_ms: order.max_version().map(|v| v.hlc.millis()).unwrap_or(0),
+    }
+}
+
+/// An entity's field values as a flat object with its id.
+pub fn plain(state: &EntityState) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("id".into(), Value::String(state.id.0.clone()));
+    for (k, f) in &state.fields {
+        m.insert(k.clone(), f.v.clone());
+    }
+    m
+}
+
+fn record(state: &EntityState, link: &str) -> RecordView {
+    let mut fields = plain(state);
+    fields.remove("id");
+    fields.remove(link);
+    let first = state
+        .fields
+        .values()
+        .min_by_key(|f| f.ver)
+        .expect("records have fields");
+    RecordView {
+        id: state.id.0.clone(),
+        fields,
+        by: first.by.clone(),
+        at_ms: first.ver.hlc.millis(),
+    }
+}
+
+fn conflict(state: &EntityState) -> ConflictView {
+    let s = |f: &str| state.str(f).unwrap_or_default().to_owned();
+    ConflictView {
+        id: state.id.0.clone(),
+        entity_kind: s("entity_kind"),
+        entity_id: s("entity_id"),
+        field: s("field"),
+        winner: state.get("winner").cloned().unwrap_or(Value::Null),
+        loser: state.get("loser").cloned().unwrap_or(Value::Null),
+        resolved: state.bool("resolved"),
+        resolution: state.get("resolution").cloned().filter(|v| !v.is_null()),
+        resolved_by: state.str("resolved_by").map(str::to_owned),
+    }
+}
+
+/// The full view of `order`, given the records that hang off it and the entities it
+/// refers to (in any order; unrelated ones are ignored).
+pub fn order_view<'a>(
+    order: &EntityState,
+    related: impl IntoIterator<Item = &'a EntityState>,
+) -> OrderView {
+    let mut view = OrderView {
+        summary: summary(order),
+        resolution: order.str("resolution").map(str::to_owned),
+        fault_code: order.str("fault_code").map(str::to_owned),
+        arrived_at: order.get("arrived_at").and_then(Value::as_u64),
+        completed_at: order.get("completed_at").and_then(Value::as_u64),
+        customer: None,
+        site: None,
+        asset: None,
+        notes: Vec::new(),
+        parts: Vec::new(),
+        conflicts: Vec::new(),
+        versions: order
+            .fields
+            .iter()
+            .map(|(k, f)| (k.clone(), serde_json::to_value(f.ver).expect("version")))
+            .collect(),
+        pending_ops: 0,
+        rejected: Vec::new(),
+    };
+    let is = |field: &str, s: &EntityState| order.str(field) == Some(s.id.as_str());
+    for s in related {
+        let linked = s.kind.spec().order_link.and_then(|l| s.str(l)) == Some(order.id.as_str());
+        match s.kind {
+            EntityKind::Customer if is("customer_id", s) => view.customer = Some(plain(s)),
+            EntityKind::Site if is("site_id", s) => view.site = Some(plain(s)),
+            EntityKind::Asset if is("asset_id", s) => view.asset = Some(plain(s)),
+            EntityKind::Note if linked => view.notes.push(record(s, "order_id")),
+            EntityKind::PartUsage if linked => view.parts.push(record(s, "order_id")),
+            EntityKind::Conflict if linked => view.conflicts.push(conflict(s)),
+            _ => {}
+        }
+    }
+    view.notes.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+    view.parts.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+    view.conflicts.sort_by(|a, b| a.id.cmp(&b.id));
+    view
+}

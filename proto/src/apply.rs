@@ -80,12 +80,12 @@ fn side(f: &FieldState) -> Value {
 }
 
 /// The conflict entity for `rec`, raised on `target` (which belongs to work order
-/// `order_id`), stamped with the server's version `ver`.
+/// `order_id`, if any), stamped with the server's version `ver`.
 pub fn conflict_entity(
     id: EntityId,
     rec: &ConflictRecord,
     target: &EntityState,
-    order_id: &EntityId,
+    order_id: Option<&EntityId>,
     ver: Version,
 ) -> EntityState {
     let mut state = EntityState::new(EntityKind::Conflict, id);
@@ -98,7 +98,7 @@ pub fn conflict_entity(
         ("loser", side(&rec.loser)),
         ("resolved", json!(false)),
     ];
-    for (name, v) in fields {
+    for (name, v) in fields.into_iter().filter(|(_, v)| !v.is_null()) {
         state.fields.insert(
             name.to_owned(),
             FieldState {

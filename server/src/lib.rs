@@ -1,1 +1,61 @@
-pub fn _placeholder() {}
+//! fieldsync-server: the central server. HTTPS API over a `Store`, the per-user change
+//! feeds that scope every pull, and the CLI's building blocks.
+
+pub mod api;
+pub mod auth;
+pub mod demo;
+pub mod serve;
+pub mod settings;
+pub mod store;
+pub mod tls;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+pub use settings::Settings;
+pub use store::{SqliteStore, Store};
+
+/// The store file inside a data dir.
+pub fn db_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("fieldsync.db")
+}
+
+pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let path = db_path(data_dir);
+    let store = SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Serve `data_dir` on `listener` until `shutdown` resolves. HTTPS with `DIR/tls` unless
+/// `settings.insecure_http`, which is refused off loopback. Tests call this in-process on
+/// `127.0.0.1:0`.
+pub async fn run(
+    listener: TcpListener,
+    data_dir: &Path,
+    mut settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let local = listener.local_addr()?;
+    settings.listen = local;
+    settings.check()?;
+    let tls = if settings.insecure_http {
+        None
+    } else {
+        Some(tls::server_config(data_dir)?)
+    };
+    let store = open_store(data_dir)?;
+    let grace = Duration::from_millis(settings.shutdown_grace_ms);
+    let app = api::router(api::AppState {
+        store,
+        settings: Arc::new(settings),
+    });
+    serve::run(listener, app, tls, shutdown, grace).await?;
+    Ok(())
+}

@@ -1,1 +1,187 @@
-fn main() {}
+//! `fieldsync-server`: serve, manage TLS and users, or run the demo.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use fieldsync_proto::Role;
+use fieldsync_server::settings::{Settings, SettingsArgs};
+use fieldsync_server::{demo, open_store, tls};
+
+#[derive(Parser)]
+#[command(name = "fieldsync-server", version, about = "fieldsync central server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct DataDir {
+    /// Where the database, certificates and settings live.
+    #[arg(long, env = "FIELDSYNC_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DataDir {
+    fn get(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            dirs::data_dir()
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("fieldsync-server")
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API over HTTPS with the certificates in DATA_DIR/tls.
+    Serve {
+        #[command(flatten)]
+        dir: DataDir,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Certificates.
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
+    /// Users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// A server with TLS, users and demo data, printing what to try next.
+    Demo {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum TlsCommand {
+    /// Create a CA and a server certificate for the given host names or addresses.
+    Init {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Host name or IP address clients use to reach the server (repeatable).
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input.
+    Add {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["engineer", "dispatcher", "admin"])]
+        role: String,
+        /// Read the password from standard input (required: passwords never go in argv).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s).context("reading password from stdin")?;
+    let p = s.trim_end_matches(['\n', '\r']).to_owned();
+    anyhow::ensure!(!p.is_empty(), "empty password on stdin");
+    Ok(p)
+}
+
+fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'@'))
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FIELDSYNC_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = real_main(Cli::parse()) {
+        eprintln!("fieldsync-server: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Tls {
+            command: TlsCommand::Init { dir, hosts },
+        } => {
+            let ca = tls::init(&dir.get(), &hosts)?;
+            println!("{}", ca.display());
+        }
+        Command::User {
+            command: UserCommand::Add { dir, name, role, .. },
+        } => {
+            anyhow::ensure!(
+                valid_user_name(&name),
+                "user names are 1-64 letters, digits, '.', '_', '-' or '@'"
+            );
+            let role = Role::parse(&role).context("unknown role")?;
+            let password = read_password()?;
+            let hash = fieldsync_server::auth::hash_password(&password)?;
+            let store = open_store(&dir.get())?;
+            store.add_user(&name, role, &hash, fieldsync_server::api::now_ms())?;
+            println!("added {} {name}", role.as_str());
+        }
+        Command::Serve { dir, settings } => {
+            let dir = dir.get();
+            let settings = Settings::load(&dir, &settings)?;
+            serve(dir, settings, None)?;
+        }
+        Command::Demo { dir, listen } => {
+            let dir = dir.data_dir.clone().unwrap_or_else(|| PathBuf::from("fieldsync-demo"));
+            let hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), listen.ip().to_string()];
+            let ca = demo::ensure_tls(&dir, &hosts)?;
+            let seeded = demo::seed(&*open_store(&dir)?)?;
+            let settings = Settings {
+                listen,
+                ..Settings::default()
+            };
+            let url = format!("https://{}", if listen.ip().is_loopback() {
+                format!("localhost:{}", listen.port())
+            } else {
+                listen.to_string()
+            });
+            let ca = std::fs::canonicalize(&ca).unwrap_or(ca);
+            let abs_dir = std::fs::canonicalize(&dir).unwrap_or(dir.clone());
+            let note = if seeded { "" } else { "\n(reusing the existing demo data in that dir)" };
+            serve(dir, settings, Some(format!("{}{note}", demo::instructions(&url, &ca, &abs_dir))))?;
+        }
+    }
+    Ok(())
+}
+
+fn serve(dir: PathBuf, settings: Settings, banner: Option<String>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("listening on {}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let scheme = if settings.insecure_http { "http" } else { "https" };
+        tracing::info!("serving on {scheme}://{addr}");
+        if let Some(b) = banner {
+            println!("{b}");
+        }
+        fieldsync_server::run(listener, &dir, settings, fieldsync_server::serve::shutdown_signal()).await
+    })
+}

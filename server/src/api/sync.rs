@@ -1,0 +1,127 @@
+//! The agent's endpoints: push ops, pull pages of changes, compare digests.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use fieldsync_proto::wire::{DigestResponse, PushRequest, PushResponse, PROTOCOL_HEADER, PROTOCOL_VERSION};
+use fieldsync_proto::DeviceId;
+use serde::Deserialize;
+
+use super::{now_ms, ApiError, AppState, Auth, JsonBody};
+
+fn check_protocol(headers: &HeaderMap) -> Result<(), ApiError> {
+    let got = headers.get(PROTOCOL_HEADER).and_then(|v| v.to_str().ok());
+    if got == Some(PROTOCOL_VERSION.to_string().as_str()) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "protocol_mismatch",
+        format!(
+            "this server speaks sync protocol {PROTOCOL_VERSION} (header {PROTOCOL_HEADER}), the client sent {}",
+            got.unwrap_or("none")
+        ),
+    ))
+}
+
+fn device_of(auth: &Auth) -> Result<DeviceId, ApiError> {
+    auth.0
+        .device
+        .ok_or_else(|| ApiError::forbidden("sync needs a device token: enroll the device first"))
+}
+
+pub async fn push(
+    State(app): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<PushRequest>,
+) -> Result<Json<PushResponse>, ApiError> {
+    check_protocol(&headers)?;
+    let device = device_of(&auth)?;
+    let max = app.settings.push_batch_ops_max;
+    if req.ops.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("a push carries at most {max} ops, this one has {}", req.ops.len()),
+        ));
+    }
+    let now = now_ms();
+    let bound = app.settings.clock_skew_ms_max;
+    if let Some(op) = req.ops.iter().find(|op| op.hlc.millis() > now + bound) {
+        let skew_ms = op.hlc.millis() - now;
+        return Err(ApiError::bad_request(
+            "clock_skew",
+            format!(
+                "op {} is stamped {} s ahead of the server clock (at most {} s allowed): \
+                 the device clock is wrong; fix it and sync again, nothing was stored",
+                op.seq,
+                skew_ms / 1000,
+                bound / 1000
+            ),
+        )
+        .with_details(serde_json::json!({
+            "seq": op.seq, "skew_ms": skew_ms, "server_time_ms": now, "bound_ms": bound
+        })));
+    }
+    let store = app.store.clone();
+    let actor = auth.0;
+    let resp = tokio::task::spawn_blocking(move || store.push(&actor, device, &req.ops, now)).await??;
+    Ok(Json(resp))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullQuery {
+    #[serde(default)]
+    cursor: u64,
+    limit: Option<usize>,
+}
+
+pub async fn pull(
+    State(app): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    query: Result<Query<PullQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    check_protocol(&headers)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = q
+        .limit
+        .unwrap_or(app.settings.pull_page_entities_max)
+        .clamp(1, app.settings.pull_page_entities_max);
+    let store = app.store.clone();
+    let actor = auth.0;
+    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+        let mut page = store.pull(&actor, q.cursor, limit)?;
+        page.server_time_ms = now_ms();
+        Ok(serde_json::to_vec(&page).expect("page serialises"))
+    })
+    .await??;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+pub async fn digest(
+    State(app): State<AppState>,
+    auth: Auth,
+) -> Result<Json<DigestResponse>, ApiError> {
+    let store = app.store.clone();
+    let actor = auth.0;
+    Ok(Json(tokio::task::spawn_blocking(move || store.digest(&actor)).await??))
+}
+
+pub async fn revoke(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    auth.office()?;
+    let id: DeviceId = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid_id", "device ids are numbers"))?;
+    let store = app.store.clone();
+    if !tokio::task::spawn_blocking(move || store.revoke_device(id)).await?? {
+        return Err(ApiError::not_found(format!("no device {id}")));
+    }
+    Ok(Json(serde_json::json!({"revoked": id})))
+}

@@ -1,0 +1,150 @@
+//! `fieldsync-server demo`: a ready-to-try server with TLS, users and a realistic service
+//! organisation's data, seeded once per data dir.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use fieldsync_proto::{EntityId, EntityKind, Role};
+use serde_json::{json, Value};
+
+use crate::api::now_ms;
+use crate::auth::hash_password;
+use crate::store::{Actor, ServerWrite, Store};
+
+pub const USERS: &[(&str, Role, &str)] = &[
+    ("dana", Role::Dispatcher, "dispatch-demo"),
+    ("eve", Role::Engineer, "field-demo"),
+    ("sam", Role::Engineer, "field-demo"),
+    ("admin", Role::Admin, "admin-demo"),
+];
+
+fn put(store: &dyn Store, actor: &Actor, kind: EntityKind, id: &str, fields: Value) -> anyhow::Result<()> {
+    let fields: BTreeMap<String, Value> = serde_json::from_value(fields)?;
+    store
+        .server_write(
+            actor,
+            ServerWrite {
+                kind,
+                id: EntityId::from(id),
+                create: true,
+                fields,
+                base: BTreeMap::new(),
+            },
+            now_ms(),
+        )?
+        .map_err(|e| anyhow::anyhow!("seeding {kind} {id}: {e}"))
+}
+
+/// Create users and demo data unless the store already has users. Returns whether it seeded.
+pub fn seed(store: &dyn Store) -> anyhow::Result<bool> {
+    if store.user("dana")?.is_some() {
+        return Ok(false);
+    }
+    for (name, role, password) in USERS {
+        store.add_user(name, *role, &hash_password(password)?, now_ms())?;
+    }
+    let dana = Actor {
+        user: "dana".into(),
+        role: Role::Dispatcher,
+        device: None,
+    };
+    let day = 24 * 3600 * 1000;
+    let today = now_ms() / day * day;
+    let customers = [
+        ("cust-northwind", "Northwind Dairy", "gold", "+44 20 7946 0001"),
+        ("cust-harbor", "Harbor Hospital", "platinum", "+44 20 7946 0002"),
+        ("cust-ridge", "Ridge Brewing Co.", "standard", "+44 20 7946 0003"),
+    ];
+    for (id, name, tier, phone) in customers {
+        put(store, &dana, EntityKind::Customer, id, json!({"name": name, "tier": tier, "phone": phone}))?;
+    }
+    let sites = [
+        ("site-nw-plant", "cust-northwind", "Northwind bottling plant", "Unit 4, Meadow Rd, Leeds", "Gate code 4471; report to security"),
+        ("site-harbor-main", "cust-harbor", "Harbor Hospital main building", "1 Quay St, Bristol", "Plant room B2; escort required"),
+        ("site-ridge-brew", "cust-ridge", "Ridge brewhouse", "22 Hill Lane, York", "Park at the rear loading bay"),
+    ];
+    for (id, cust, name, addr, notes) in sites {
+        put(store, &dana, EntityKind::Site, id, json!({"customer_id": cust, "name": name, "address": addr, "access_notes": notes}))?;
+    }
+    let assets = [
+        ("asset-chiller-7", "cust-northwind", "site-nw-plant", "Carrier 30RB chiller", "CH7-22841"),
+        ("asset-boiler-2", "cust-harbor", "site-harbor-main", "Viessmann Vitocrossal 300 boiler", "VB2-99120"),
+        ("asset-filler-1", "cust-northwind", "site-nw-plant", "Krones Modulfill filler", "KF1-10233"),
+        ("asset-glycol-3", "cust-ridge", "site-ridge-brew", "Glycol chiller GC-3", "GC3-55012"),
+    ];
+    for (id, cust, site, model, serial) in assets {
+        put(store, &dana, EntityKind::Asset, id, json!({"customer_id": cust, "site_id": site, "model": model, "serial": serial}))?;
+    }
+    let orders = [
+        ("eve", "cust-northwind", "site-nw-plant", "asset-chiller-7", 1, "Chiller 7 tripping on high pressure alarm since Monday; production line 2 at risk."),
+        ("eve", "cust-harbor", "site-harbor-main", "asset-boiler-2", 2, "Annual boiler service and flue gas analysis; certificate due end of month."),
+        ("eve", "cust-northwind", "site-nw-plant", "asset-filler-1", 3, "Filler valve 12 dripping; customer reports 2% underfill on 500 ml line."),
+        ("sam", "cust-ridge", "site-ridge-brew", "asset-glycol-3", 2, "Glycol temperature drifting 3 K above setpoint overnight."),
+    ];
+    for (i, (who, cust, site, asset, prio, desc)) in orders.into_iter().enumerate() {
+        let start = today + (8 + 2 * i as u64) * 3600 * 1000;
+        put(
+            store,
+            &dana,
+            EntityKind::WorkOrder,
+            &format!("wo-{}", 1001 + i),
+            json!({"description": desc, "priority": prio, "assignee": who, "customer_id": cust,
+                   "site_id": site, "asset_id": asset, "scheduled_start": start,
+                   "scheduled_end": start + 2 * 3600 * 1000}),
+        )?;
+    }
+    put(
+        store,
+        &dana,
+        EntityKind::WorkOrder,
+        "wo-1005",
+        json!({"description": "New service request: ice machine not cooling (unassigned).", "priority": 3,
+               "customer_id": "cust-ridge", "site_id": "site-ridge-brew"}),
+    )?;
+    Ok(true)
+}
+
+/// What to print once the demo server is up.
+pub fn instructions(url: &str, ca: &Path, data_dir: &Path) -> String {
+    let ca = ca.display();
+    format!(
+        "fieldsync demo server is running at {url}
+  data dir : {dir}
+  CA cert  : {ca}
+
+Users (name / password / role):
+  dana  / dispatch-demo / dispatcher
+  eve   / field-demo    / engineer (3 orders assigned)
+  sam   / field-demo    / engineer (1 order assigned)
+  admin / admin-demo    / admin
+
+Try an engineer's offline day in another terminal:
+  export FIELDSYNC_DATA_DIR=/tmp/fieldsync-eve
+  echo field-demo | cargo run --release --bin fieldsync -- enroll --server {url} --ca-cert {ca} --user eve --password-stdin
+  cargo run --release --bin fieldsync -- sync
+  cargo run --release --bin fieldsync -- orders
+  cargo run --release --bin fieldsync -- progress wo-1001 on-site
+  cargo run --release --bin fieldsync -- note wo-1001 \"HP switch faulty, replacing\"
+  cargo run --release --bin fieldsync -- parts use wo-1001 --sku HPS-220 --qty 1
+  cargo run --release --bin fieldsync -- progress wo-1001 completed --resolution \"Replaced HP switch, tested OK\"
+  cargo run --release --bin fieldsync -- sync --json
+
+And as the dispatcher, with curl:
+  TOKEN=$(curl -s --cacert {ca} {url}/api/v1/session -H 'content-type: application/json' \\
+          -d '{{\"user\":\"dana\",\"password\":\"dispatch-demo\"}}' | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')
+  curl -s --cacert {ca} -H \"authorization: Bearer $TOKEN\" {url}/api/v1/work-orders
+  curl -s --cacert {ca} -H \"authorization: Bearer $TOKEN\" {url}/api/v1/work-orders/wo-1001
+
+Stop with Ctrl-C.",
+        dir = data_dir.display()
+    )
+}
+
+pub fn ensure_tls(data_dir: &Path, hosts: &[String]) -> anyhow::Result<std::path::PathBuf> {
+    let ca = crate::tls::ca_path(data_dir);
+    if ca.exists() && crate::tls::tls_dir(data_dir).join("server.pem").exists() {
+        return Ok(ca);
+    }
+    crate::tls::init(data_dir, hosts).context("creating demo certificates")
+}

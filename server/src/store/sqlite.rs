@@ -1,0 +1,789 @@
+//! The embedded SQLite backend: one writer connection behind a mutex (SQLite has one
+//! writer anyway; the mutex makes server sequences contiguous per commit), and a small
+//! pool of readers that WAL lets run beside it.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use fieldsync_proto::apply::{apply_op, conflict_entity, conflict_id};
+use fieldsync_proto::scope::{self, order_move, order_refs, order_of};
+use fieldsync_proto::state::Version;
+use fieldsync_proto::validate::{authorize, validate_op, Target};
+use fieldsync_proto::view::{self, OrderSummary, OrderView};
+use fieldsync_proto::wire::{DigestResponse, EntityRef, PullPage, PushResponse, Rejection};
+use fieldsync_proto::{
+    DeviceId, EntityId, EntityKind, EntityState, Hlc, HlcClock, Op, OpError, OpKind, Role,
+    SERVER_DEVICE,
+};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::{Actor, ServerWrite, Store, StoreError, TokenStatus, UserRecord};
+
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+/// Idle reader connections kept open.
+const READER_POOL_CONNECTIONS_MAX: usize = 8;
+/// Orders returned by one list request.
+const LIST_ORDERS_MAX: usize = 5_000;
+
+pub struct SqliteStore {
+    path: std::path::PathBuf,
+    writer: Mutex<Writer>,
+    readers: Mutex<Vec<Connection>>,
+    /// The newest timestamp the server has seen, for pull pages.
+    hlc: AtomicU64,
+}
+
+struct Writer {
+    conn: Connection,
+    seq: u64,
+    clock: HlcClock,
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // An ack means the op is on disk: FULL syncs the WAL on every commit.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let have: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if have > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {have} is newer than this server ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(have) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn meta(conn: &Connection, key: &str) -> Result<u64, StoreError> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get::<_, i64>(0))
+        .optional()?
+        .unwrap_or(0) as u64)
+}
+
+fn parse_state(json: &str) -> Result<EntityState, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("entity state: {e}")))
+}
+
+fn parse_role(s: &str) -> Result<Role, StoreError> {
+    Role::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown role {s:?}")))
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        migrate(&mut conn)?;
+        let seq = meta(&conn, "seq")?;
+        let hlc = Hlc(meta(&conn, "hlc")?);
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer: Mutex::new(Writer {
+                conn,
+                seq,
+                clock: HlcClock::new(hlc),
+            }),
+            readers: Mutex::new(Vec::new()),
+            hlc: AtomicU64::new(hlc.0),
+        })
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let pooled = self.readers.lock().expect("reader pool").pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open(&self.path)?;
+                configure(&c)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().expect("reader pool");
+        if pool.len() < READER_POOL_CONNECTIONS_MAX {
+            pool.push(conn);
+        }
+        out
+    }
+
+    fn write<R>(
+        &self,
+        f: impl FnOnce(&mut WriteTx<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut guard = self.writer.lock().expect("writer");
+        let Writer { conn, seq, clock } = &mut *guard;
+        let tx = conn.transaction()?;
+        let start_seq = *seq;
+        let start_clock = *clock;
+        let mut w = WriteTx {
+            tx: &tx,
+            seq: *seq,
+            clock: *clock,
+        };
+        let out = f(&mut w);
+        let (new_seq, new_clock) = (w.seq, w.clock);
+        let out = out.and_then(|r| {
+            if new_seq != start_seq {
+                set_meta(&tx, "seq", new_seq)?;
+            }
+            if new_clock != start_clock {
+                set_meta(&tx, "hlc", new_clock.last().0)?;
+            }
+            tx.commit()?;
+            Ok(r)
+        });
+        if out.is_ok() {
+            *seq = new_seq;
+            *clock = new_clock;
+            self.hlc.store(new_clock.last().0, Ordering::Release);
+        }
+        out
+    }
+}
+
+fn set_meta(tx: &Transaction<'_>, key: &str, value: u64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![key, value as i64])?;
+    Ok(())
+}
+
+/// One write transaction with the server sequence and clock it advances.
+struct WriteTx<'a> {
+    tx: &'a Transaction<'a>,
+    seq: u64,
+    clock: HlcClock,
+}
+
+impl WriteTx<'_> {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn load(&self, kind: EntityKind, id: &str) -> Result<Option<EntityState>, StoreError> {
+        load(self.tx, kind, id)
+    }
+
+    fn in_feed(&self, user: &str, kind: EntityKind, id: &str) -> Result<bool, StoreError> {
+        in_feed(self.tx, user, kind, id)
+    }
+
+    fn holder_of(&self, order_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT assignee FROM entities WHERE kind = 'work_order' AND id = ?1")?
+            .query_row([order_id], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
+    }
+
+    fn feed_put(&mut self, user: &str, kind: EntityKind, id: &str, gone: bool) -> Result<(), StoreError> {
+        let seq = self.next_seq();
+        self.tx
+            .prepare_cached(
+                "INSERT INTO feed (user, kind, id, seq, gone) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (user, kind, id) DO UPDATE SET seq = excluded.seq, gone = excluded.gone",
+            )?
+            .execute(params![user, kind.as_str(), id, seq as i64, gone])?;
+        Ok(())
+    }
+
+    fn children(&self, order_id: &str) -> Result<Vec<(EntityKind, String)>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT kind, id FROM entities WHERE order_id = ?1 AND kind != 'work_order'")?;
+        let rows = stmt.query_map([order_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, id) = row?;
+            let kind = EntityKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown kind {kind:?}")))?;
+            out.push((kind, id));
+        }
+        Ok(out)
+    }
+
+    /// Whether `user` still holds an order (other than `except`) that refers to `r`.
+    fn still_referenced(&self, user: &str, r: &(EntityKind, EntityId), except: &str) -> Result<bool, StoreError> {
+        let column = match r.0 {
+            EntityKind::Customer => "customer_id",
+            EntityKind::Site => "site_id",
+            _ => "asset_id",
+        };
+        let sql = format!(
+            "SELECT 1 FROM entities WHERE kind = 'work_order' AND assignee = ?1 AND {column} = ?2 AND id != ?3 LIMIT 1"
+        );
+        Ok(self
+            .tx
+            .prepare_cached(&sql)?
+            .query_row(params![user, r.1.as_str(), except], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn save(&mut self, before: Option<&EntityState>, after: &EntityState) -> Result<(), StoreError> {
+        let seq = self.next_seq();
+        let json = serde_json::to_string(after).expect("entity state serialises");
+        let is_order = after.kind == EntityKind::WorkOrder;
+        let s = |f: &str| if is_order { after.str(f) } else { None };
+        let order_id = order_of(after);
+        let status = is_order.then(|| view::summary(after).status);
+        self.tx
+            .prepare_cached(
+                "INSERT INTO entities (kind, id, order_id, assignee, status, customer_id, site_id, asset_id, state, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (kind, id) DO UPDATE SET order_id = excluded.order_id,
+                   assignee = excluded.assignee, status = excluded.status,
+                   customer_id = excluded.customer_id, site_id = excluded.site_id,
+                   asset_id = excluded.asset_id, state = excluded.state, seq = excluded.seq",
+            )?
+            .execute(params![
+                after.kind.as_str(),
+                after.id.as_str(),
+                order_id.as_ref().map(EntityId::as_str),
+                s("assignee"),
+                status,
+                s("customer_id"),
+                s("site_id"),
+                s("asset_id"),
+                json,
+                seq as i64
+            ])?;
+        self.fan_out(before, after)
+    }
+
+    /// Keep every engineer's feed in step with this write: the changed entity for whoever
+    /// holds it, and on reassignment everything hanging off the order for the new holder
+    /// and a departure for the old one.
+    fn fan_out(&mut self, before: Option<&EntityState>, after: &EntityState) -> Result<(), StoreError> {
+        let id = after.id.as_str();
+        match after.kind {
+            EntityKind::WorkOrder => {
+                let m = order_move(before, after);
+                if let Some(h) = &m.holder {
+                    self.feed_put(h, EntityKind::WorkOrder, id, false)?;
+                    let arriving = if m.entered {
+                        for (kind, child) in self.children(id)? {
+                            self.feed_put(h, kind, &child, false)?;
+                        }
+                        order_refs(after)
+                    } else {
+                        m.refs_added.clone()
+                    };
+                    for (kind, rid) in arriving {
+                        self.feed_put(h, kind, rid.as_str(), false)?;
+                    }
+                    if !m.entered {
+                        for r in &m.refs_removed {
+                            if !self.still_referenced(h, r, id)? {
+                                self.feed_put(h, r.0, r.1.as_str(), true)?;
+                            }
+                        }
+                    }
+                }
+                if let Some(l) = &m.left {
+                    self.feed_put(l, EntityKind::WorkOrder, id, true)?;
+                    for (kind, child) in self.children(id)? {
+                        self.feed_put(l, kind, &child, true)?;
+                    }
+                    for r in before.map(order_refs).unwrap_or_default() {
+                        if !self.still_referenced(l, &r, id)? {
+                            self.feed_put(l, r.0, r.1.as_str(), true)?;
+                        }
+                    }
+                }
+            }
+            EntityKind::Customer | EntityKind::Site | EntityKind::Asset => {
+                let column = match after.kind {
+                    EntityKind::Customer => "customer_id",
+                    EntityKind::Site => "site_id",
+                    _ => "asset_id",
+                };
+                let sql = format!(
+                    "SELECT DISTINCT assignee FROM entities
+                     WHERE kind = 'work_order' AND {column} = ?1 AND assignee IS NOT NULL"
+                );
+                let holders: Vec<String> = self
+                    .tx
+                    .prepare_cached(&sql)?
+                    .query_map([id], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                for h in holders {
+                    self.feed_put(&h, after.kind, id, false)?;
+                }
+            }
+            _ => {
+                if let Some(order) = order_of(after) {
+                    if let Some(h) = self.holder_of(order.as_str())? {
+                        self.feed_put(&h, after.kind, id, false)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Validate, authorise and apply one op. `Ok(Err(_))` is a permanent refusal.
+    fn apply(
+        &mut self,
+        user: &str,
+        role: Role,
+        dev: DeviceId,
+        op: &Op,
+        now_ms: u64,
+    ) -> Result<Result<(), OpError>, StoreError> {
+        if let Err(e) = validate_op(op, role) {
+            return Ok(Err(e));
+        }
+        self.clock.observe(op.hlc, now_ms);
+        let current = self.load(op.kind, op.id.as_str())?;
+        let link = op.order_link();
+        let in_scope = role != Role::Engineer || {
+            match (op.op, &link) {
+                (OpKind::Set, _) => self.in_feed(user, op.kind, op.id.as_str())?,
+                (OpKind::Create, Some(order)) if op.kind != EntityKind::WorkOrder => {
+                    self.in_feed(user, EntityKind::WorkOrder, order.as_str())?
+                }
+                _ => false,
+            }
+        };
+        let target = Target {
+            exists: current.is_some(),
+            in_scope,
+        };
+        if let Err(e) = authorize(op, role, target) {
+            return Ok(Err(e));
+        }
+        if let Some(e) = self.check_refs(op, link.as_ref())? {
+            return Ok(Err(e));
+        }
+        let applied = apply_op(current.as_ref(), op, dev, user);
+        if !applied.changed.is_empty() {
+            self.save(current.as_ref(), &applied.state)?;
+        }
+        let order = order_of(&applied.state);
+        for c in &applied.conflicts {
+            let cid = conflict_id(dev, op.seq, &c.field);
+            if self.load(EntityKind::Conflict, cid.as_str())?.is_some() {
+                continue;
+            }
+            let ver = Version {
+                hlc: self.clock.tick(now_ms),
+                dev: SERVER_DEVICE,
+            };
+            let entity = conflict_entity(cid, c, &applied.state, order.as_ref(), ver);
+            self.save(None, &entity)?;
+        }
+        Ok(Ok(()))
+    }
+
+    /// References that must point at something real: a child's work order, an assignee.
+    fn check_refs(&self, op: &Op, link: Option<&EntityId>) -> Result<Option<OpError>, StoreError> {
+        if op.op == OpKind::Create && op.kind != EntityKind::WorkOrder {
+            if let Some(order) = link {
+                if self.load(EntityKind::WorkOrder, order.as_str())?.is_none() {
+                    return Ok(Some(OpError::new(
+                        "not_found",
+                        format!("no work order with id {order}"),
+                    )));
+                }
+            }
+        }
+        if op.kind == EntityKind::WorkOrder {
+            if let Some(name) = op.fields.get("assignee").and_then(Value::as_str) {
+                let known = self
+                    .tx
+                    .prepare_cached("SELECT 1 FROM users WHERE name = ?1")?
+                    .query_row([name], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+                if !known {
+                    return Ok(Some(OpError::new(
+                        "unknown_user",
+                        format!("cannot assign to {name:?}: no such user"),
+                    )));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn log_op(&self, dev: DeviceId, user: &str, op: &Op, now_ms: u64, outcome: &Result<(), OpError>) -> Result<(), StoreError> {
+        let body = serde_json::to_string(op).expect("op serialises");
+        let (code, message) = match outcome {
+            Ok(()) => (None, None),
+            Err(e) => (Some(e.code.as_str()), Some(e.message.as_str())),
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO ops (dev, seq, user, kind, id, hlc, body, received_ms, reject_code, reject_message)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                dev,
+                op.seq as i64,
+                user,
+                op.kind.as_str(),
+                op.id.as_str(),
+                op.hlc.0 as i64,
+                body,
+                now_ms as i64,
+                code,
+                message
+            ])?;
+        Ok(())
+    }
+}
+
+fn load(conn: &Connection, kind: EntityKind, id: &str) -> Result<Option<EntityState>, StoreError> {
+    let json: Option<String> = conn
+        .prepare_cached("SELECT state FROM entities WHERE kind = ?1 AND id = ?2")?
+        .query_row(params![kind.as_str(), id], |r| r.get(0))
+        .optional()?;
+    json.map(|j| parse_state(&j)).transpose()
+}
+
+fn in_feed(conn: &Connection, user: &str, kind: EntityKind, id: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM feed WHERE user = ?1 AND kind = ?2 AND id = ?3 AND gone = 0")?
+        .query_row(params![user, kind.as_str(), id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn can_see(conn: &Connection, actor: &Actor, kind: EntityKind, id: &str) -> Result<bool, StoreError> {
+    Ok(actor.is_office() || in_feed(conn, &actor.user, kind, id)?)
+}
+
+impl Store for SqliteStore {
+    fn add_user(&self, name: &str, role: Role, password_hash: &str, now_ms: u64) -> Result<(), StoreError> {
+        self.write(|w| {
+            let exists = w
+                .tx
+                .query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if exists {
+                return Err(StoreError::Conflict(format!("user {name:?} already exists")));
+            }
+            w.tx.execute(
+                "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![name, role.as_str(), password_hash, now_ms as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.read(|c| {
+            let row: Option<(String, String)> = c
+                .query_row(
+                    "SELECT role, password_hash FROM users WHERE name = ?1",
+                    [name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            row.map(|(role, password_hash)| {
+                Ok(UserRecord {
+                    name: name.to_owned(),
+                    role: parse_role(&role)?,
+                    password_hash,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn enroll_device(&self, user: &str, device_name: &str, token_hash: &str, now_ms: u64) -> Result<DeviceId, StoreError> {
+        self.write(|w| {
+            w.tx.execute(
+                "INSERT INTO devices (user, name, created_ms) VALUES (?1, ?2, ?3)",
+                params![user, device_name, now_ms as i64],
+            )?;
+            let id = w.tx.last_insert_rowid() as DeviceId;
+            w.tx.execute(
+                "INSERT INTO tokens (hash, user, device, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![token_hash, user, id, now_ms as i64],
+            )?;
+            Ok(id)
+        })
+    }
+
+    fn add_session(&self, user: &str, token_hash: &str, now_ms: u64, expires_ms: u64) -> Result<(), StoreError> {
+        self.write(|w| {
+            w.tx.execute(
+                "INSERT INTO tokens (hash, user, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![token_hash, user, now_ms as i64, expires_ms as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn token(&self, token_hash: &str, now_ms: u64) -> Result<TokenStatus, StoreError> {
+        self.read(|c| {
+            let row = c
+                .prepare_cached(
+                    "SELECT t.user, u.role, t.device, t.revoked OR COALESCE(d.revoked, 0), t.expires_ms
+                     FROM tokens t JOIN users u ON u.name = t.user
+                     LEFT JOIN devices d ON d.id = t.device
+                     WHERE t.hash = ?1",
+                )?
+                .query_row([token_hash], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<DeviceId>>(2)?,
+                        r.get::<_, bool>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                    ))
+                })
+                .optional()?;
+            Ok(match row {
+                None => TokenStatus::Unknown,
+                Some((_, _, _, true, _)) => TokenStatus::Revoked,
+                Some((_, _, _, _, Some(exp))) if (exp as u64) <= now_ms => TokenStatus::Unknown,
+                Some((user, role, device, false, _)) => TokenStatus::Valid(Actor {
+                    user,
+                    role: parse_role(&role)?,
+                    device,
+                }),
+            })
+        })
+    }
+
+    fn revoke_device(&self, device: DeviceId) -> Result<bool, StoreError> {
+        if device == SERVER_DEVICE {
+            return Ok(false);
+        }
+        self.write(|w| {
+            Ok(w.tx
+                .execute("UPDATE devices SET revoked = 1 WHERE id = ?1", [device])?
+                > 0)
+        })
+    }
+
+    fn push(&self, actor: &Actor, device: DeviceId, ops: &[Op], now_ms: u64) -> Result<PushResponse, StoreError> {
+        self.write(|w| {
+            let mut acked: u64 = w
+                .tx
+                .prepare_cached("SELECT acked_seq FROM devices WHERE id = ?1")?
+                .query_row([device], |r| r.get::<_, i64>(0))? as u64;
+            let mut rejected = Vec::new();
+            for op in ops {
+                if op.seq <= acked {
+                    let earlier: Option<(String, String)> = w
+                        .tx
+                        .prepare_cached(
+                            "SELECT reject_code, reject_message FROM ops
+                             WHERE dev = ?1 AND seq = ?2 AND reject_code IS NOT NULL",
+                        )?
+                        .query_row(params![device, op.seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?;
+                    if let Some((code, message)) = earlier {
+                        rejected.push(Rejection { seq: op.seq, code, message });
+                    }
+                    continue;
+                }
+                if op.seq != acked + 1 {
+                    return Err(StoreError::SeqGap {
+                        expected: acked + 1,
+                        got: op.seq,
+                    });
+                }
+                let outcome = w.apply(&actor.user, actor.role, device, op, now_ms)?;
+                w.log_op(device, &actor.user, op, now_ms, &outcome)?;
+                if let Err(e) = outcome {
+                    rejected.push(Rejection {
+                        seq: op.seq,
+                        code: e.code,
+                        message: e.message,
+                    });
+                }
+                acked = op.seq;
+            }
+            w.tx.prepare_cached("UPDATE devices SET acked_seq = ?1, last_seen_ms = ?2 WHERE id = ?3")?
+                .execute(params![acked as i64, now_ms as i64, device])?;
+            Ok(PushResponse {
+                acked_seq: acked,
+                rejected,
+                server_time_ms: now_ms,
+            })
+        })
+    }
+
+    fn pull(&self, actor: &Actor, cursor: u64, limit: usize) -> Result<PullPage<Box<RawValue>>, StoreError> {
+        let hlc = Hlc(self.hlc.load(Ordering::Acquire));
+        self.read(|c| {
+            let mut page = PullPage {
+                entities: Vec::new(),
+                left: Vec::new(),
+                cursor,
+                more: false,
+                hlc,
+                server_time_ms: 0,
+            };
+            let fetch = (limit + 1) as i64;
+            let mut rows_seen = 0;
+            let mut take = |seq: i64, gone: bool, kind: String, id: String, state: Option<String>| -> Result<(), StoreError> {
+                rows_seen += 1;
+                if rows_seen > limit {
+                    page.more = true;
+                    return Ok(());
+                }
+                page.cursor = seq as u64;
+                match (gone, state) {
+                    (false, Some(s)) => page.entities.push(
+                        RawValue::from_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    ),
+                    _ => page.left.push(EntityRef {
+                        kind: EntityKind::parse(&kind)
+                            .ok_or_else(|| StoreError::Corrupt(format!("unknown kind {kind:?}")))?,
+                        id: EntityId(id),
+                    }),
+                }
+                Ok(())
+            };
+            if actor.is_office() {
+                let mut stmt = c.prepare_cached(
+                    "SELECT seq, kind, id, state FROM entities WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?;
+                let mut rows = stmt.query(params![cursor as i64, fetch])?;
+                while let Some(r) = rows.next()? {
+                    take(r.get(0)?, false, r.get(1)?, r.get(2)?, Some(r.get(3)?))?;
+                }
+            } else {
+                let mut stmt = c.prepare_cached(
+                    "SELECT f.seq, f.gone, f.kind, f.id, e.state FROM feed f
+                     LEFT JOIN entities e ON e.kind = f.kind AND e.id = f.id
+                     WHERE f.user = ?1 AND f.seq > ?2 ORDER BY f.seq LIMIT ?3",
+                )?;
+                let mut rows = stmt.query(params![actor.user, cursor as i64, fetch])?;
+                while let Some(r) = rows.next()? {
+                    take(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)?;
+                }
+            }
+            Ok(page)
+        })
+    }
+
+    fn digest(&self, actor: &Actor) -> Result<DigestResponse, StoreError> {
+        self.read(|c| {
+            let tx = c.unchecked_transaction()?;
+            let (sql_states, sql_cursor) = if actor.is_office() {
+                (
+                    "SELECT state FROM entities WHERE ?1 = ?1",
+                    "SELECT COALESCE(MAX(seq), 0) FROM entities WHERE ?1 = ?1",
+                )
+            } else {
+                (
+                    "SELECT e.state FROM feed f JOIN entities e ON e.kind = f.kind AND e.id = f.id
+                     WHERE f.user = ?1 AND f.gone = 0",
+                    "SELECT COALESCE(MAX(seq), 0) FROM feed WHERE user = ?1",
+                )
+            };
+            let states: Vec<EntityState> = tx
+                .prepare(sql_states)?
+                .query_map([&actor.user], |r| r.get::<_, String>(0))?
+                .map(|j| parse_state(&j?))
+                .collect::<Result<_, _>>()?;
+            let cursor: i64 = tx.query_row(sql_cursor, [&actor.user], |r| r.get(0))?;
+            tx.commit()?;
+            Ok(DigestResponse {
+                entities: states.len() as u64,
+                digest: scope::digest(&states),
+                cursor: cursor as u64,
+            })
+        })
+    }
+
+    fn server_write(&self, actor: &Actor, write: ServerWrite, now_ms: u64) -> Result<Result<(), OpError>, StoreError> {
+        self.write(|w| {
+            let seq = 1 + w
+                .tx
+                .prepare_cached("SELECT acked_seq FROM devices WHERE id = 0")?
+                .query_row([], |r| r.get::<_, i64>(0))? as u64;
+            let op = Op {
+                seq,
+                kind: write.kind,
+                id: write.id,
+                hlc: w.clock.tick(now_ms),
+                op: if write.create { OpKind::Create } else { OpKind::Set },
+                fields: write.fields,
+                base: write.base,
+            };
+            let outcome = w.apply(&actor.user, actor.role, SERVER_DEVICE, &op, now_ms)?;
+            if outcome.is_ok() {
+                w.log_op(SERVER_DEVICE, &actor.user, &op, now_ms, &outcome)?;
+                w.tx.execute("UPDATE devices SET acked_seq = ?1 WHERE id = 0", [seq as i64])?;
+            }
+            Ok(outcome)
+        })
+    }
+
+    fn order_view(&self, actor: &Actor, id: &str) -> Result<Option<OrderView>, StoreError> {
+        self.read(|c| {
+            if !can_see(c, actor, EntityKind::WorkOrder, id)? {
+                return Ok(None);
+            }
+            let Some(order) = load(c, EntityKind::WorkOrder, id)? else {
+                return Ok(None);
+            };
+            let mut related: Vec<EntityState> = c
+                .prepare_cached("SELECT state FROM entities WHERE order_id = ?1 AND kind != 'work_order'")?
+                .query_map([id], |r| r.get::<_, String>(0))?
+                .map(|j| parse_state(&j?))
+                .collect::<Result<_, _>>()?;
+            for (kind, rid) in order_refs(&order) {
+                if let Some(s) = load(c, kind, rid.as_str())? {
+                    related.push(s);
+                }
+            }
+            Ok(Some(view::order_view(&order, &related)))
+        })
+    }
+
+    fn list_orders(&self, actor: &Actor, assignee: Option<&str>, status: Option<&str>) -> Result<Vec<OrderSummary>, StoreError> {
+        let assignee = if actor.is_office() {
+            assignee
+        } else {
+            Some(actor.user.as_str())
+        };
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT state FROM entities WHERE kind = 'work_order'
+                 AND (?1 IS NULL OR assignee = ?1) AND (?2 IS NULL OR status = ?2)
+                 ORDER BY seq DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![assignee, status, LIST_ORDERS_MAX as i64], |r| {
+                r.get::<_, String>(0)
+            })?;
+            rows.map(|j| Ok(view::summary(&parse_state(&j?)?))).collect()
+        })
+    }
+
+    fn entity(&self, actor: &Actor, kind: EntityKind, id: &str) -> Result<Option<EntityState>, StoreError> {
+        self.read(|c| {
+            if !can_see(c, actor, kind, id)? {
+                return Ok(None);
+            }
+            load(c, kind, id)
+        })
+    }
+}

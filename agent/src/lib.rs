@@ -1,1 +1,14 @@
-pub fn _placeholder() {}
+//! fieldsync-agent: the engineer's offline store, the sync client and the CLI's actions.
+
+pub mod actions;
+pub mod backoff;
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod error;
+pub mod store;
+pub mod sync;
+
+pub use config::Config;
+pub use error::{AgentError, Result};
+pub use store::Store;

@@ -1,1 +1,325 @@
-fn main() {}
+//! `fieldsync`: the field engineer's offline agent.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use fieldsync_agent::actions::{self, Progress};
+use fieldsync_agent::client::Client;
+use fieldsync_agent::config::{Config, ConfigArgs};
+use fieldsync_agent::store::Store;
+use fieldsync_agent::sync::sync_once;
+use fieldsync_agent::{daemon, AgentError};
+use serde_json::json;
+
+mod output;
+
+#[derive(Parser)]
+#[command(
+    name = "fieldsync",
+    version,
+    about = "fieldsync agent: your work orders, offline"
+)]
+struct Cli {
+    /// Where the agent keeps its store. Default: the platform data dir.
+    #[arg(long, env = "FIELDSYNC_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Register this device with the server (needs the network once).
+    Enroll {
+        /// Server URL, e.g. https://fieldsync.example.com:8443
+        #[arg(long)]
+        server: String,
+        /// CA certificate (PEM) of a self-hosted server.
+        #[arg(long)]
+        ca_cert: Option<PathBuf>,
+        #[arg(long)]
+        user: String,
+        /// Read the password from standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// A name for this device, shown to dispatchers.
+        #[arg(long)]
+        device_name: Option<String>,
+    },
+    /// Your work orders.
+    Orders {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One work order with its customer, site, asset, notes, parts and conflicts.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Report progress on an order.
+    Progress {
+        id: String,
+        state: Progress,
+        /// What was done (with `completed`).
+        #[arg(long)]
+        resolution: Option<String>,
+    },
+    /// Add a note to an order.
+    Note { id: String, text: String },
+    /// Parts.
+    Parts {
+        #[command(subcommand)]
+        command: PartsCommand,
+    },
+    /// Edit an order's shared fields.
+    Edit {
+        id: String,
+        #[arg(long)]
+        description: String,
+    },
+    /// Send pending changes and receive new ones now.
+    Sync {
+        #[arg(long)]
+        json: bool,
+    },
+    /// This device: enrollment, pending and refused changes, last sync.
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keep syncing in the background, backing off while the server is unreachable.
+    Daemon,
+}
+
+#[derive(Subcommand)]
+enum PartsCommand {
+    /// Record parts used on an order.
+    Use {
+        id: String,
+        #[arg(long)]
+        sku: String,
+        #[arg(long)]
+        qty: i64,
+    },
+}
+
+fn data_dir(cli: &Cli) -> PathBuf {
+    cli.data_dir.clone().unwrap_or_else(|| {
+        dirs::data_dir()
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("fieldsync")
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // One thread: the agent is I/O bound and should stay small on an old laptop.
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The client for the enrolled server, or for `FIELDSYNC_SERVER` when set (same CA and
+/// token; e.g. to go through a proxy).
+fn client(store: &Store, cfg: &Config) -> Result<Client, AgentError> {
+    let who = store.require_enrollment()?;
+    let url = std::env::var("FIELDSYNC_SERVER")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(who.server);
+    let ca = match store.ca_path() {
+        Some(p) => Some(
+            std::fs::read(&p)
+                .map_err(|e| AgentError::Config(format!("reading {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    Ok(Client::new(&url, ca.as_deref(), cfg)?.with_token(&who.token))
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).expect("serialisable"));
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let dir = data_dir(&cli);
+    let cfg = Config::load(&dir, &cli.config)?;
+    let mut store = Store::open(&dir)?;
+    match cli.command {
+        Command::Enroll {
+            server,
+            ca_cert,
+            user,
+            password_stdin: _,
+            device_name,
+        } => {
+            let ca = ca_cert
+                .map(|p| std::fs::read(&p).with_context(|| format!("reading {}", p.display())))
+                .transpose()?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let name = device_name.or_else(|| std::env::var("HOSTNAME").ok());
+            let resp = runtime()?.block_on(actions::enroll(
+                &mut store,
+                &server,
+                ca.as_deref(),
+                &user,
+                password,
+                name,
+                &cfg,
+            ))?;
+            println!(
+                "enrolled as device {} for {} ({}); run `fieldsync sync` to fetch your work",
+                resp.device_id,
+                resp.user,
+                resp.role.as_str()
+            );
+        }
+        Command::Orders { json } => {
+            let orders = store.orders()?;
+            if json {
+                print_json(&orders);
+            } else {
+                output::orders(&orders);
+            }
+        }
+        Command::Show { id, json } => {
+            let id = store.resolve_order(&id)?;
+            let view = store
+                .order_view(&id)?
+                .ok_or_else(|| AgentError::NoSuchOrder(id.0.clone()))?;
+            if json {
+                print_json(&view);
+            } else {
+                output::order(&view);
+            }
+        }
+        Command::Progress {
+            id,
+            state,
+            resolution,
+        } => {
+            let id = store.resolve_order(&id)?;
+            actions::progress(&mut store, &id, state, resolution.as_deref())?;
+            println!("{id}: {} (saved; syncs when online)", state.as_str());
+        }
+        Command::Note { id, text } => {
+            let id = store.resolve_order(&id)?;
+            actions::note(&mut store, &id, &text)?;
+            println!("{id}: note added (saved; syncs when online)");
+        }
+        Command::Parts {
+            command: PartsCommand::Use { id, sku, qty },
+        } => {
+            let id = store.resolve_order(&id)?;
+            actions::use_part(&mut store, &id, &sku, qty)?;
+            println!("{id}: {qty} x {sku} used (saved; syncs when online)");
+        }
+        Command::Edit { id, description } => {
+            let id = store.resolve_order(&id)?;
+            actions::edit_description(&mut store, &id, &description)?;
+            println!("{id}: description updated (saved; syncs when online)");
+        }
+        Command::Sync { json } => {
+            let client = client(&store, &cfg)?;
+            let report = runtime()?.block_on(sync_once(&mut store, &client, &cfg));
+            let report = match report {
+                Ok(r) => r,
+                Err(e) => {
+                    let pending = store.pending_count().unwrap_or(0);
+                    return Err(anyhow::anyhow!("{e} ({pending} changes pending, kept)"));
+                }
+            };
+            if let Some(w) = report.clock_warning() {
+                eprintln!("warning: {w}");
+            }
+            if json {
+                print_json(&report);
+            } else {
+                output::sync(&report);
+            }
+        }
+        Command::Info { json } => {
+            let who = store.require_enrollment()?;
+            let rejected = store.rejected()?;
+            let opt = |k: &str| -> anyhow::Result<Option<u64>> {
+                Ok(store.meta(k)?.map(|v| v.parse()).transpose()?)
+            };
+            let info = json!({
+                "device_id": who.device_id,
+                "server": who.server,
+                "user": who.user,
+                "role": who.role.as_str(),
+                "data_dir": dir,
+                "pending_ops": store.pending_count()?,
+                "rejected_ops": rejected.len(),
+                "rejected": rejected,
+                "last_sync": opt("last_sync_ms")?,
+                "clock_offset_ms": store.meta("clock_offset_ms")?.map(|v| v.parse::<i64>()).transpose()?,
+                "cursor": store.cursor()?,
+                "acked_seq": store.meta_u64("acked_seq")?,
+                "last_seq": store.meta_u64("next_seq")?,
+            });
+            if json {
+                print_json(&info);
+            } else {
+                output::info(&info);
+            }
+        }
+        Command::Daemon => {
+            let client = client(&store, &cfg)?;
+            tracing::info!(server = client.base(), "daemon started");
+            runtime()?.block_on(daemon::run(&mut store, &client, &cfg, shutdown_signal()))?;
+            tracing::info!("daemon stopped");
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FIELDSYNC_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("fieldsync: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

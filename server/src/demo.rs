@@ -19,7 +19,13 @@ pub const USERS: &[(&str, Role, &str)] = &[
     ("admin", Role::Admin, "admin-demo"),
 ];
 
-fn put(store: &dyn Store, actor: &Actor, kind: EntityKind, id: &str, fields: Value) -> anyhow::Result<()> {
+fn put(
+    store: &dyn Store,
+    actor: &Actor,
+    kind: EntityKind,
+    id: &str,
+    fields: Value,
+) -> anyhow::Result<()> {
     let fields: BTreeMap<String, Value> = serde_json::from_value(fields)?;
     store
         .server_write(
@@ -52,35 +58,138 @@ pub fn seed(store: &dyn Store) -> anyhow::Result<bool> {
     let day = 24 * 3600 * 1000;
     let today = now_ms() / day * day;
     let customers = [
-        ("cust-northwind", "Northwind Dairy", "gold", "+44 20 7946 0001"),
-        ("cust-harbor", "Harbor Hospital", "platinum", "+44 20 7946 0002"),
-        ("cust-ridge", "Ridge Brewing Co.", "standard", "+44 20 7946 0003"),
+        (
+            "cust-northwind",
+            "Northwind Dairy",
+            "gold",
+            "+44 20 7946 0001",
+        ),
+        (
+            "cust-harbor",
+            "Harbor Hospital",
+            "platinum",
+            "+44 20 7946 0002",
+        ),
+        (
+            "cust-ridge",
+            "Ridge Brewing Co.",
+            "standard",
+            "+44 20 7946 0003",
+        ),
     ];
     for (id, name, tier, phone) in customers {
-        put(store, &dana, EntityKind::Customer, id, json!({"name": name, "tier": tier, "phone": phone}))?;
+        put(
+            store,
+            &dana,
+            EntityKind::Customer,
+            id,
+            json!({"name": name, "tier": tier, "phone": phone}),
+        )?;
     }
     let sites = [
-        ("site-nw-plant", "cust-northwind", "Northwind bottling plant", "Unit 4, Meadow Rd, Leeds", "Gate code 4471; report to security"),
-        ("site-harbor-main", "cust-harbor", "Harbor Hospital main building", "1 Quay St, Bristol", "Plant room B2; escort required"),
-        ("site-ridge-brew", "cust-ridge", "Ridge brewhouse", "22 Hill Lane, York", "Park at the rear loading bay"),
+        (
+            "site-nw-plant",
+            "cust-northwind",
+            "Northwind bottling plant",
+            "Unit 4, Meadow Rd, Leeds",
+            "Gate code 4471; report to security",
+        ),
+        (
+            "site-harbor-main",
+            "cust-harbor",
+            "Harbor Hospital main building",
+            "1 Quay St, Bristol",
+            "Plant room B2; escort required",
+        ),
+        (
+            "site-ridge-brew",
+            "cust-ridge",
+            "Ridge brewhouse",
+            "22 Hill Lane, York",
+            "Park at the rear loading bay",
+        ),
     ];
     for (id, cust, name, addr, notes) in sites {
-        put(store, &dana, EntityKind::Site, id, json!({"customer_id": cust, "name": name, "address": addr, "access_notes": notes}))?;
+        put(
+            store,
+            &dana,
+            EntityKind::Site,
+            id,
+            json!({"customer_id": cust, "name": name, "address": addr, "access_notes": notes}),
+        )?;
     }
     let assets = [
-        ("asset-chiller-7", "cust-northwind", "site-nw-plant", "Carrier 30RB chiller", "CH7-22841"),
-        ("asset-boiler-2", "cust-harbor", "site-harbor-main", "Viessmann Vitocrossal 300 boiler", "VB2-99120"),
-        ("asset-filler-1", "cust-northwind", "site-nw-plant", "Krones Modulfill filler", "KF1-10233"),
-        ("asset-glycol-3", "cust-ridge", "site-ridge-brew", "Glycol chiller GC-3", "GC3-55012"),
+        (
+            "asset-chiller-7",
+            "cust-northwind",
+            "site-nw-plant",
+            "Carrier 30RB chiller",
+            "CH7-22841",
+        ),
+        (
+            "asset-boiler-2",
+            "cust-harbor",
+            "site-harbor-main",
+            "Viessmann Vitocrossal 300 boiler",
+            "VB2-99120",
+        ),
+        (
+            "asset-filler-1",
+            "cust-northwind",
+            "site-nw-plant",
+            "Krones Modulfill filler",
+            "KF1-10233",
+        ),
+        (
+            "asset-glycol-3",
+            "cust-ridge",
+            "site-ridge-brew",
+            "Glycol chiller GC-3",
+            "GC3-55012",
+        ),
     ];
     for (id, cust, site, model, serial) in assets {
-        put(store, &dana, EntityKind::Asset, id, json!({"customer_id": cust, "site_id": site, "model": model, "serial": serial}))?;
+        put(
+            store,
+            &dana,
+            EntityKind::Asset,
+            id,
+            json!({"customer_id": cust, "site_id": site, "model": model, "serial": serial}),
+        )?;
     }
     let orders = [
-        ("eve", "cust-northwind", "site-nw-plant", "asset-chiller-7", 1, "Chiller 7 tripping on high pressure alarm since Monday; production line 2 at risk."),
-        ("eve", "cust-harbor", "site-harbor-main", "asset-boiler-2", 2, "Annual boiler service and flue gas analysis; certificate due end of month."),
-        ("eve", "cust-northwind", "site-nw-plant", "asset-filler-1", 3, "Filler valve 12 dripping; customer reports 2% underfill on 500 ml line."),
-        ("sam", "cust-ridge", "site-ridge-brew", "asset-glycol-3", 2, "Glycol temperature drifting 3 K above setpoint overnight."),
+        (
+            "eve",
+            "cust-northwind",
+            "site-nw-plant",
+            "asset-chiller-7",
+            1,
+            "Chiller 7 tripping on high pressure alarm since Monday; production line 2 at risk.",
+        ),
+        (
+            "eve",
+            "cust-harbor",
+            "site-harbor-main",
+            "asset-boiler-2",
+            2,
+            "Annual boiler service and flue gas analysis; certificate due end of month.",
+        ),
+        (
+            "eve",
+            "cust-northwind",
+            "site-nw-plant",
+            "asset-filler-1",
+            3,
+            "Filler valve 12 dripping; customer reports 2% underfill on 500 ml line.",
+        ),
+        (
+            "sam",
+            "cust-ridge",
+            "site-ridge-brew",
+            "asset-glycol-3",
+            2,
+            "Glycol temperature drifting 3 K above setpoint overnight.",
+        ),
     ];
     for (i, (who, cust, site, asset, prio, desc)) in orders.into_iter().enumerate() {
         let start = today + (8 + 2 * i as u64) * 3600 * 1000;

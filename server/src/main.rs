@@ -92,7 +92,9 @@ enum UserCommand {
 
 fn read_password() -> anyhow::Result<String> {
     let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s).context("reading password from stdin")?;
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("reading password from stdin")?;
     let p = s.trim_end_matches(['\n', '\r']).to_owned();
     anyhow::ensure!(!p.is_empty(), "empty password on stdin");
     Ok(p)
@@ -129,7 +131,9 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             println!("{}", ca.display());
         }
         Command::User {
-            command: UserCommand::Add { dir, name, role, .. },
+            command: UserCommand::Add {
+                dir, name, role, ..
+            },
         } => {
             anyhow::ensure!(
                 valid_user_name(&name),
@@ -148,40 +152,70 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             serve(dir, settings, None)?;
         }
         Command::Demo { dir, listen } => {
-            let dir = dir.data_dir.clone().unwrap_or_else(|| PathBuf::from("fieldsync-demo"));
-            let hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), listen.ip().to_string()];
+            let dir = dir
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("fieldsync-demo"));
+            let hosts = vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                listen.ip().to_string(),
+            ];
             let ca = demo::ensure_tls(&dir, &hosts)?;
             let seeded = demo::seed(&*open_store(&dir)?)?;
             let settings = Settings {
                 listen,
                 ..Settings::default()
             };
-            let url = format!("https://{}", if listen.ip().is_loopback() {
-                format!("localhost:{}", listen.port())
-            } else {
-                listen.to_string()
-            });
+            let url = format!(
+                "https://{}",
+                if listen.ip().is_loopback() {
+                    format!("localhost:{}", listen.port())
+                } else {
+                    listen.to_string()
+                }
+            );
             let ca = std::fs::canonicalize(&ca).unwrap_or(ca);
             let abs_dir = std::fs::canonicalize(&dir).unwrap_or(dir.clone());
-            let note = if seeded { "" } else { "\n(reusing the existing demo data in that dir)" };
-            serve(dir, settings, Some(format!("{}{note}", demo::instructions(&url, &ca, &abs_dir))))?;
+            let note = if seeded {
+                ""
+            } else {
+                "\n(reusing the existing demo data in that dir)"
+            };
+            serve(
+                dir,
+                settings,
+                Some(format!("{}{note}", demo::instructions(&url, &ca, &abs_dir))),
+            )?;
         }
     }
     Ok(())
 }
 
 fn serve(dir: PathBuf, settings: Settings, banner: Option<String>) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;
         let addr = listener.local_addr()?;
-        let scheme = if settings.insecure_http { "http" } else { "https" };
+        let scheme = if settings.insecure_http {
+            "http"
+        } else {
+            "https"
+        };
         tracing::info!("serving on {scheme}://{addr}");
         if let Some(b) = banner {
             println!("{b}");
         }
-        fieldsync_server::run(listener, &dir, settings, fieldsync_server::serve::shutdown_signal()).await
+        fieldsync_server::run(
+            listener,
+            &dir,
+            settings,
+            fieldsync_server::serve::shutdown_signal(),
+        )
+        .await
     })
 }

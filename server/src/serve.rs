@@ -74,7 +74,10 @@ pub async fn run(
     }
     drop(listener);
     tracing::info!("shutting down: finishing requests in flight");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not finish within the grace period");
     }
     Ok(())

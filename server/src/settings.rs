@@ -103,8 +103,14 @@ impl Settings {
                 self.listen
             );
         }
-        anyhow::ensure!(self.push_batch_ops_max > 0, "push_batch_ops_max must be positive");
-        anyhow::ensure!(self.pull_page_entities_max > 0, "pull_page_entities_max must be positive");
+        anyhow::ensure!(
+            self.push_batch_ops_max > 0,
+            "push_batch_ops_max must be positive"
+        );
+        anyhow::ensure!(
+            self.pull_page_entities_max > 0,
+            "pull_page_entities_max must be positive"
+        );
         Ok(())
     }
 }

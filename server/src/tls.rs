@@ -21,16 +21,18 @@ pub fn init(data_dir: &Path, hosts: &[String]) -> anyhow::Result<PathBuf> {
 
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.distinguished_name.push(DnType::CommonName, "fieldsync local CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "fieldsync local CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca.self_signed(&ca_key)?;
 
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(hosts.to_vec())?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, hosts.first().map(String::as_str).unwrap_or("fieldsync"));
+    params.distinguished_name.push(
+        DnType::CommonName,
+        hosts.first().map(String::as_str).unwrap_or("fieldsync"),
+    );
     let cert = params.signed_by(&key, &ca_cert, &ca_key)?;
 
     write_private(&dir.join("ca.key"), &ca_key.serialize_pem())?;
@@ -69,7 +71,8 @@ pub fn server_config(data_dir: &Path) -> anyhow::Result<Arc<rustls::ServerConfig
     ))
     .collect::<Result<Vec<_>, _>>()?;
     let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
-        std::fs::File::open(&key_path).with_context(|| format!("opening {}", key_path.display()))?,
+        std::fs::File::open(&key_path)
+            .with_context(|| format!("opening {}", key_path.display()))?,
     ))?
     .with_context(|| format!("no private key in {}", key_path.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());

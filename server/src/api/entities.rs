@@ -46,7 +46,10 @@ pub async fn create_order(
 ) -> Result<(StatusCode, Json<CreatedResponse>), ApiError> {
     let actor = auth.0;
     let fields = match serde_json::to_value(&req).expect("request serialises") {
-        Value::Object(m) => m.into_iter().filter(|(_, v)| !v.is_null()).collect::<BTreeMap<_, _>>(),
+        Value::Object(m) => m
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .collect::<BTreeMap<_, _>>(),
         _ => unreachable!("a struct serialises to an object"),
     };
     let id = new_id(now_ms());
@@ -78,7 +81,11 @@ pub async fn list_orders(
     let actor = auth.0;
     let list = tokio::task::spawn_blocking(move || {
         let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
-        store.list_orders(&actor, nonempty(&q.assignee).as_deref(), nonempty(&q.status).as_deref())
+        store.list_orders(
+            &actor,
+            nonempty(&q.assignee).as_deref(),
+            nonempty(&q.status).as_deref(),
+        )
     })
     .await??;
     Ok(Json(list))
@@ -147,7 +154,10 @@ pub async fn create_entity(
     };
     let (fields, base) = patch_fields(body)?;
     if !base.is_empty() {
-        return Err(ApiError::bad_request("invalid_base", "a create has no base versions"));
+        return Err(ApiError::bad_request(
+            "invalid_base",
+            "a create has no base versions",
+        ));
     }
     let w = ServerWrite {
         kind,
@@ -178,7 +188,9 @@ pub async fn get_entity(
     Path((kind, id)): Path<(String, String)>,
 ) -> Result<Json<Map<String, Value>>, ApiError> {
     let kind = parse_kind(&kind)?;
-    Ok(Json(view::plain(&entity_state(&app, &auth.0, kind, &id).await?)))
+    Ok(Json(view::plain(
+        &entity_state(&app, &auth.0, kind, &id).await?,
+    )))
 }
 
 pub async fn patch_entity(
@@ -199,7 +211,9 @@ pub async fn patch_entity(
         base,
     };
     write(&app, actor.clone(), w).await?;
-    Ok(Json(view::plain(&entity_state(&app, &actor, kind, &id).await?)))
+    Ok(Json(view::plain(
+        &entity_state(&app, &actor, kind, &id).await?,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -230,7 +244,11 @@ pub async fn resolve_conflict(
     let actor = auth.office()?;
     let conflict = entity_state(&app, &actor, EntityKind::Conflict, &id).await?;
     if conflict.bool("resolved") {
-        return Err(ApiError::new(StatusCode::CONFLICT, "already_resolved", "this conflict is already resolved"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_resolved",
+            "this conflict is already resolved",
+        ));
     }
     let chosen = match req.choose {
         Choice::Winner => None,
@@ -276,5 +294,7 @@ pub async fn resolve_conflict(
         base: BTreeMap::new(),
     };
     write(&app, actor.clone(), w).await?;
-    Ok(Json(view::plain(&entity_state(&app, &actor, EntityKind::Conflict, &id).await?)))
+    Ok(Json(view::plain(
+        &entity_state(&app, &actor, EntityKind::Conflict, &id).await?,
+    )))
 }

@@ -52,9 +52,17 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match &e {
-            StoreError::Full => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", e.to_string()),
-            StoreError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            StoreError::SeqGap { .. } => ApiError::new(StatusCode::CONFLICT, "seq_gap", e.to_string()),
+            StoreError::Full => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                e.to_string(),
+            ),
+            StoreError::Conflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            StoreError::SeqGap { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "seq_gap", e.to_string())
+            }
             StoreError::Db(_) | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::internal("the server could not complete the request; nothing was changed")

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use super::{now_ms, AppState, ApiError};
+use super::{now_ms, ApiError, AppState};
 use crate::auth::token_hash;
 use crate::store::{Actor, TokenStatus};
 
@@ -45,7 +45,10 @@ where
                 "send the body as Content-Type: application/json",
             ));
         }
-        let gzip = match headers.get(CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?")) {
+        let gzip = match headers
+            .get(CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap_or("?"))
+        {
             None | Some("identity") => false,
             Some("gzip") => true,
             Some(other) => {
@@ -65,7 +68,12 @@ where
             flate2::read::GzDecoder::new(&raw[..])
                 .take(limit as u64 + 1)
                 .read_to_end(&mut out)
-                .map_err(|e| ApiError::bad_request("invalid_encoding", format!("body is not valid gzip: {e}")))?;
+                .map_err(|e| {
+                    ApiError::bad_request(
+                        "invalid_encoding",
+                        format!("body is not valid gzip: {e}"),
+                    )
+                })?;
             if out.len() > limit {
                 return Err(too_large(limit));
             }
@@ -73,7 +81,9 @@ where
         } else {
             raw
         };
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(json_error)
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(json_error)
     }
 }
 
@@ -140,7 +150,9 @@ impl Auth {
         if self.0.is_office() {
             Ok(self.0)
         } else {
-            Err(ApiError::forbidden("only dispatchers and admins may do this"))
+            Err(ApiError::forbidden(
+                "only dispatchers and admins may do this",
+            ))
         }
     }
 }

@@ -13,7 +13,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use fieldsync_proto::wire::{EnrollRequest, EnrollResponse, SessionRequest, SessionResponse, PROTOCOL_VERSION};
+use fieldsync_proto::wire::{
+    EnrollRequest, EnrollResponse, SessionRequest, SessionResponse, PROTOCOL_VERSION,
+};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 pub use error::ApiError;
@@ -58,7 +60,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/entities/{kind}/{id}",
             get(entities::get_entity).patch(entities::patch_entity),
         )
-        .route("/api/v1/conflicts/{id}/resolve", post(entities::resolve_conflict))
+        .route(
+            "/api/v1/conflicts/{id}/resolve",
+            post(entities::resolve_conflict),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
@@ -90,7 +95,11 @@ async fn login(app: &AppState, user: String, password: String) -> Result<UserRec
     })
     .await??;
     found.ok_or_else(|| {
-        ApiError::new(StatusCode::UNAUTHORIZED, "bad_credentials", "unknown user or wrong password")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            "unknown user or wrong password",
+        )
     })
 }
 
@@ -100,7 +109,12 @@ async fn session(
 ) -> Result<Json<SessionResponse>, ApiError> {
     let user = login(&app, req.user, req.password).await?;
     let token = new_token();
-    let (store, hash, now, ttl) = (app.store.clone(), token_hash(&token), now_ms(), app.settings.session_ttl_ms);
+    let (store, hash, now, ttl) = (
+        app.store.clone(),
+        token_hash(&token),
+        now_ms(),
+        app.settings.session_ttl_ms,
+    );
     let name = user.name.clone();
     tokio::task::spawn_blocking(move || store.add_session(&name, &hash, now, now + ttl)).await??;
     Ok(Json(SessionResponse {
@@ -113,16 +127,23 @@ async fn enroll(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<EnrollRequest>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
-    let device_name = req.device_name.clone().unwrap_or_else(|| "device".to_owned());
+    let device_name = req
+        .device_name
+        .clone()
+        .unwrap_or_else(|| "device".to_owned());
     if device_name.chars().count() > 100 {
-        return Err(ApiError::bad_request("invalid_value", "device_name is longer than 100 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_value",
+            "device_name is longer than 100 characters",
+        ));
     }
     let user = login(&app, req.user, req.password).await?;
     let token = new_token();
     let (store, hash, now) = (app.store.clone(), token_hash(&token), now_ms());
     let name = user.name.clone();
     let device_id =
-        tokio::task::spawn_blocking(move || store.enroll_device(&name, &device_name, &hash, now)).await??;
+        tokio::task::spawn_blocking(move || store.enroll_device(&name, &device_name, &hash, now))
+            .await??;
     tracing::info!(user = %user.name, device_id, "device enrolled");
     Ok(Json(EnrollResponse {
         device_id,

@@ -4,7 +4,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use fieldsync_proto::wire::{DigestResponse, PushRequest, PushResponse, PROTOCOL_HEADER, PROTOCOL_VERSION};
+use fieldsync_proto::wire::{
+    DigestResponse, PushRequest, PushResponse, PROTOCOL_HEADER, PROTOCOL_VERSION,
+};
 use fieldsync_proto::DeviceId;
 use serde::Deserialize;
 
@@ -43,7 +45,10 @@ pub async fn push(
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch_too_large",
-            format!("a push carries at most {max} ops, this one has {}", req.ops.len()),
+            format!(
+                "a push carries at most {max} ops, this one has {}",
+                req.ops.len()
+            ),
         ));
     }
     let now = now_ms();
@@ -66,7 +71,8 @@ pub async fn push(
     }
     let store = app.store.clone();
     let actor = auth.0;
-    let resp = tokio::task::spawn_blocking(move || store.push(&actor, device, &req.ops, now)).await??;
+    let resp =
+        tokio::task::spawn_blocking(move || store.push(&actor, device, &req.ops, now)).await??;
     Ok(Json(resp))
 }
 
@@ -98,7 +104,11 @@ pub async fn pull(
         Ok(serde_json::to_vec(&page).expect("page serialises"))
     })
     .await??;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 pub async fn digest(
@@ -107,7 +117,9 @@ pub async fn digest(
 ) -> Result<Json<DigestResponse>, ApiError> {
     let store = app.store.clone();
     let actor = auth.0;
-    Ok(Json(tokio::task::spawn_blocking(move || store.digest(&actor)).await??))
+    Ok(Json(
+        tokio::task::spawn_blocking(move || store.digest(&actor)).await??,
+    ))
 }
 
 pub async fn revoke(

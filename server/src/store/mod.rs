@@ -80,23 +80,67 @@ pub struct ServerWrite {
 }
 
 pub trait Store: Send + Sync + 'static {
-    fn add_user(&self, name: &str, role: Role, password_hash: &str, now_ms: u64) -> Result<(), StoreError>;
+    fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
     fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
-    fn enroll_device(&self, user: &str, device_name: &str, token_hash: &str, now_ms: u64) -> Result<DeviceId, StoreError>;
-    fn add_session(&self, user: &str, token_hash: &str, now_ms: u64, expires_ms: u64) -> Result<(), StoreError>;
+    fn enroll_device(
+        &self,
+        user: &str,
+        device_name: &str,
+        token_hash: &str,
+        now_ms: u64,
+    ) -> Result<DeviceId, StoreError>;
+    fn add_session(
+        &self,
+        user: &str,
+        token_hash: &str,
+        now_ms: u64,
+        expires_ms: u64,
+    ) -> Result<(), StoreError>;
     fn token(&self, token_hash: &str, now_ms: u64) -> Result<TokenStatus, StoreError>;
     fn revoke_device(&self, device: DeviceId) -> Result<bool, StoreError>;
 
     /// Apply a batch of one device's ops in one transaction.
-    fn push(&self, actor: &Actor, device: DeviceId, ops: &[Op], now_ms: u64) -> Result<PushResponse, StoreError>;
+    fn push(
+        &self,
+        actor: &Actor,
+        device: DeviceId,
+        ops: &[Op],
+        now_ms: u64,
+    ) -> Result<PushResponse, StoreError>;
     /// Changes in the actor's scope after `cursor`.
-    fn pull(&self, actor: &Actor, cursor: u64, limit: usize) -> Result<PullPage<Box<RawValue>>, StoreError>;
+    fn pull(
+        &self,
+        actor: &Actor,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<PullPage<Box<RawValue>>, StoreError>;
     fn digest(&self, actor: &Actor) -> Result<DigestResponse, StoreError>;
     /// Write through the API. `Ok(Err(_))` is a refusal of the write itself.
-    fn server_write(&self, actor: &Actor, write: ServerWrite, now_ms: u64) -> Result<Result<(), OpError>, StoreError>;
+    fn server_write(
+        &self,
+        actor: &Actor,
+        write: ServerWrite,
+        now_ms: u64,
+    ) -> Result<Result<(), OpError>, StoreError>;
 
     fn order_view(&self, actor: &Actor, id: &str) -> Result<Option<OrderView>, StoreError>;
-    fn list_orders(&self, actor: &Actor, assignee: Option<&str>, status: Option<&str>) -> Result<Vec<OrderSummary>, StoreError>;
+    fn list_orders(
+        &self,
+        actor: &Actor,
+        assignee: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<Vec<OrderSummary>, StoreError>;
     /// Any entity visible to the actor.
-    fn entity(&self, actor: &Actor, kind: EntityKind, id: &str) -> Result<Option<EntityState>, StoreError>;
+    fn entity(
+        &self,
+        actor: &Actor,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Option<EntityState>, StoreError>;
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use fieldsync_proto::apply::{apply_op, conflict_entity, conflict_id};
-use fieldsync_proto::scope::{self, order_move, order_refs, order_of};
+use fieldsync_proto::scope::{self, order_move, order_of, order_refs};
 use fieldsync_proto::state::Version;
 use fieldsync_proto::validate::{authorize, validate_op, Target};
 use fieldsync_proto::view::{self, OrderSummary, OrderView};
@@ -70,7 +70,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 fn meta(conn: &Connection, key: &str) -> Result<u64, StoreError> {
     Ok(conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get::<_, i64>(0))
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+            r.get::<_, i64>(0)
+        })
         .optional()?
         .unwrap_or(0) as u64)
 }
@@ -102,7 +104,10 @@ impl SqliteStore {
         })
     }
 
-    fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
+    fn read<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         let pooled = self.readers.lock().expect("reader pool").pop();
         let conn = match pooled {
             Some(c) => c,
@@ -194,7 +199,13 @@ impl WriteTx<'_> {
             .flatten())
     }
 
-    fn feed_put(&mut self, user: &str, kind: EntityKind, id: &str, gone: bool) -> Result<(), StoreError> {
+    fn feed_put(
+        &mut self,
+        user: &str,
+        kind: EntityKind,
+        id: &str,
+        gone: bool,
+    ) -> Result<(), StoreError> {
         let seq = self.next_seq();
         self.tx
             .prepare_cached(
@@ -206,10 +217,12 @@ impl WriteTx<'_> {
     }
 
     fn children(&self, order_id: &str) -> Result<Vec<(EntityKind, String)>, StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("SELECT kind, id FROM entities WHERE order_id = ?1 AND kind != 'work_order'")?;
-        let rows = stmt.query_map([order_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT kind, id FROM entities WHERE order_id = ?1 AND kind != 'work_order'",
+        )?;
+        let rows = stmt.query_map([order_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (kind, id) = row?;
@@ -221,7 +234,12 @@ impl WriteTx<'_> {
     }
 
     /// Whether `user` still holds an order (other than `except`) that refers to `r`.
-    fn still_referenced(&self, user: &str, r: &(EntityKind, EntityId), except: &str) -> Result<bool, StoreError> {
+    fn still_referenced(
+        &self,
+        user: &str,
+        r: &(EntityKind, EntityId),
+        except: &str,
+    ) -> Result<bool, StoreError> {
         let column = match r.0 {
             EntityKind::Customer => "customer_id",
             EntityKind::Site => "site_id",
@@ -238,7 +256,11 @@ impl WriteTx<'_> {
             .is_some())
     }
 
-    fn save(&mut self, before: Option<&EntityState>, after: &EntityState) -> Result<(), StoreError> {
+    fn save(
+        &mut self,
+        before: Option<&EntityState>,
+        after: &EntityState,
+    ) -> Result<(), StoreError> {
         let seq = self.next_seq();
         let json = serde_json::to_string(after).expect("entity state serialises");
         let is_order = after.kind == EntityKind::WorkOrder;
@@ -272,7 +294,11 @@ impl WriteTx<'_> {
     /// Keep every engineer's feed in step with this write: the changed entity for whoever
     /// holds it, and on reassignment everything hanging off the order for the new holder
     /// and a departure for the old one.
-    fn fan_out(&mut self, before: Option<&EntityState>, after: &EntityState) -> Result<(), StoreError> {
+    fn fan_out(
+        &mut self,
+        before: Option<&EntityState>,
+        after: &EntityState,
+    ) -> Result<(), StoreError> {
         let id = after.id.as_str();
         match after.kind {
             EntityKind::WorkOrder => {
@@ -425,7 +451,14 @@ impl WriteTx<'_> {
         Ok(None)
     }
 
-    fn log_op(&self, dev: DeviceId, user: &str, op: &Op, now_ms: u64, outcome: &Result<(), OpError>) -> Result<(), StoreError> {
+    fn log_op(
+        &self,
+        dev: DeviceId,
+        user: &str,
+        op: &Op,
+        now_ms: u64,
+        outcome: &Result<(), OpError>,
+    ) -> Result<(), StoreError> {
         let body = serde_json::to_string(op).expect("op serialises");
         let (code, message) = match outcome {
             Ok(()) => (None, None),
@@ -462,26 +495,40 @@ fn load(conn: &Connection, kind: EntityKind, id: &str) -> Result<Option<EntitySt
 
 fn in_feed(conn: &Connection, user: &str, kind: EntityKind, id: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM feed WHERE user = ?1 AND kind = ?2 AND id = ?3 AND gone = 0")?
+        .prepare_cached(
+            "SELECT 1 FROM feed WHERE user = ?1 AND kind = ?2 AND id = ?3 AND gone = 0",
+        )?
         .query_row(params![user, kind.as_str(), id], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
-fn can_see(conn: &Connection, actor: &Actor, kind: EntityKind, id: &str) -> Result<bool, StoreError> {
+fn can_see(
+    conn: &Connection,
+    actor: &Actor,
+    kind: EntityKind,
+    id: &str,
+) -> Result<bool, StoreError> {
     Ok(actor.is_office() || in_feed(conn, &actor.user, kind, id)?)
 }
 
 impl Store for SqliteStore {
-    fn add_user(&self, name: &str, role: Role, password_hash: &str, now_ms: u64) -> Result<(), StoreError> {
+    fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
         self.write(|w| {
-            let exists = w
-                .tx
-                .query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(()))
-                .optional()?
-                .is_some();
+            let exists =
+                w.tx.query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(()))
+                    .optional()?
+                    .is_some();
             if exists {
-                return Err(StoreError::Conflict(format!("user {name:?} already exists")));
+                return Err(StoreError::Conflict(format!(
+                    "user {name:?} already exists"
+                )));
             }
             w.tx.execute(
                 "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
@@ -511,7 +558,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn enroll_device(&self, user: &str, device_name: &str, token_hash: &str, now_ms: u64) -> Result<DeviceId, StoreError> {
+    fn enroll_device(
+        &self,
+        user: &str,
+        device_name: &str,
+        token_hash: &str,
+        now_ms: u64,
+    ) -> Result<DeviceId, StoreError> {
         self.write(|w| {
             w.tx.execute(
                 "INSERT INTO devices (user, name, created_ms) VALUES (?1, ?2, ?3)",
@@ -526,7 +579,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn add_session(&self, user: &str, token_hash: &str, now_ms: u64, expires_ms: u64) -> Result<(), StoreError> {
+    fn add_session(
+        &self,
+        user: &str,
+        token_hash: &str,
+        now_ms: u64,
+        expires_ms: u64,
+    ) -> Result<(), StoreError> {
         self.write(|w| {
             w.tx.execute(
                 "INSERT INTO tokens (hash, user, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4)",
@@ -579,25 +638,35 @@ impl Store for SqliteStore {
         })
     }
 
-    fn push(&self, actor: &Actor, device: DeviceId, ops: &[Op], now_ms: u64) -> Result<PushResponse, StoreError> {
+    fn push(
+        &self,
+        actor: &Actor,
+        device: DeviceId,
+        ops: &[Op],
+        now_ms: u64,
+    ) -> Result<PushResponse, StoreError> {
         self.write(|w| {
-            let mut acked: u64 = w
-                .tx
-                .prepare_cached("SELECT acked_seq FROM devices WHERE id = ?1")?
-                .query_row([device], |r| r.get::<_, i64>(0))? as u64;
+            let mut acked: u64 =
+                w.tx.prepare_cached("SELECT acked_seq FROM devices WHERE id = ?1")?
+                    .query_row([device], |r| r.get::<_, i64>(0))? as u64;
             let mut rejected = Vec::new();
             for op in ops {
                 if op.seq <= acked {
-                    let earlier: Option<(String, String)> = w
-                        .tx
-                        .prepare_cached(
+                    let earlier: Option<(String, String)> =
+                        w.tx.prepare_cached(
                             "SELECT reject_code, reject_message FROM ops
                              WHERE dev = ?1 AND seq = ?2 AND reject_code IS NOT NULL",
                         )?
-                        .query_row(params![device, op.seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .query_row(params![device, op.seq as i64], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
                         .optional()?;
                     if let Some((code, message)) = earlier {
-                        rejected.push(Rejection { seq: op.seq, code, message });
+                        rejected.push(Rejection {
+                            seq: op.seq,
+                            code,
+                            message,
+                        });
                     }
                     continue;
                 }
@@ -618,8 +687,10 @@ impl Store for SqliteStore {
                 }
                 acked = op.seq;
             }
-            w.tx.prepare_cached("UPDATE devices SET acked_seq = ?1, last_seen_ms = ?2 WHERE id = ?3")?
-                .execute(params![acked as i64, now_ms as i64, device])?;
+            w.tx.prepare_cached(
+                "UPDATE devices SET acked_seq = ?1, last_seen_ms = ?2 WHERE id = ?3",
+            )?
+            .execute(params![acked as i64, now_ms as i64, device])?;
             Ok(PushResponse {
                 acked_seq: acked,
                 rejected,
@@ -628,7 +699,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn pull(&self, actor: &Actor, cursor: u64, limit: usize) -> Result<PullPage<Box<RawValue>>, StoreError> {
+    fn pull(
+        &self,
+        actor: &Actor,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<PullPage<Box<RawValue>>, StoreError> {
         let hlc = Hlc(self.hlc.load(Ordering::Acquire));
         self.read(|c| {
             let mut page = PullPage {
@@ -713,25 +789,50 @@ impl Store for SqliteStore {
         })
     }
 
-    fn server_write(&self, actor: &Actor, write: ServerWrite, now_ms: u64) -> Result<Result<(), OpError>, StoreError> {
+    fn server_write(
+        &self,
+        actor: &Actor,
+        write: ServerWrite,
+        now_ms: u64,
+    ) -> Result<Result<(), OpError>, StoreError> {
         self.write(|w| {
             let seq = 1 + w
                 .tx
                 .prepare_cached("SELECT acked_seq FROM devices WHERE id = 0")?
                 .query_row([], |r| r.get::<_, i64>(0))? as u64;
+            let mut base = write.base;
+            if !write.create && base.is_empty() {
+                // No base given: the writer looked at the current server state, which is
+                // what every console and API read shows. Conflicts are still recorded for
+                // any device op that arrives later without having seen this write.
+                if let Some(cur) = w.load(write.kind, write.id.as_str())? {
+                    base = write
+                        .fields
+                        .keys()
+                        .filter_map(|f| cur.version(f).map(|v| (f.clone(), v)))
+                        .collect();
+                }
+            }
             let op = Op {
                 seq,
                 kind: write.kind,
                 id: write.id,
                 hlc: w.clock.tick(now_ms),
-                op: if write.create { OpKind::Create } else { OpKind::Set },
+                op: if write.create {
+                    OpKind::Create
+                } else {
+                    OpKind::Set
+                },
                 fields: write.fields,
-                base: write.base,
+                base,
             };
             let outcome = w.apply(&actor.user, actor.role, SERVER_DEVICE, &op, now_ms)?;
             if outcome.is_ok() {
                 w.log_op(SERVER_DEVICE, &actor.user, &op, now_ms, &outcome)?;
-                w.tx.execute("UPDATE devices SET acked_seq = ?1 WHERE id = 0", [seq as i64])?;
+                w.tx.execute(
+                    "UPDATE devices SET acked_seq = ?1 WHERE id = 0",
+                    [seq as i64],
+                )?;
             }
             Ok(outcome)
         })
@@ -746,7 +847,9 @@ impl Store for SqliteStore {
                 return Ok(None);
             };
             let mut related: Vec<EntityState> = c
-                .prepare_cached("SELECT state FROM entities WHERE order_id = ?1 AND kind != 'work_order'")?
+                .prepare_cached(
+                    "SELECT state FROM entities WHERE order_id = ?1 AND kind != 'work_order'",
+                )?
                 .query_map([id], |r| r.get::<_, String>(0))?
                 .map(|j| parse_state(&j?))
                 .collect::<Result<_, _>>()?;
@@ -759,7 +862,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn list_orders(&self, actor: &Actor, assignee: Option<&str>, status: Option<&str>) -> Result<Vec<OrderSummary>, StoreError> {
+    fn list_orders(
+        &self,
+        actor: &Actor,
+        assignee: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<Vec<OrderSummary>, StoreError> {
         let assignee = if actor.is_office() {
             assignee
         } else {
@@ -774,11 +882,17 @@ impl Store for SqliteStore {
             let rows = stmt.query_map(params![assignee, status, LIST_ORDERS_MAX as i64], |r| {
                 r.get::<_, String>(0)
             })?;
-            rows.map(|j| Ok(view::summary(&parse_state(&j?)?))).collect()
+            rows.map(|j| Ok(view::summary(&parse_state(&j?)?)))
+                .collect()
         })
     }
 
-    fn entity(&self, actor: &Actor, kind: EntityKind, id: &str) -> Result<Option<EntityState>, StoreError> {
+    fn entity(
+        &self,
+        actor: &Actor,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Option<EntityState>, StoreError> {
         self.read(|c| {
             if !can_see(c, actor, kind, id)? {
                 return Ok(None);

@@ -1,0 +1,208 @@
+//! Human-readable output. Scripts use `--json`; this is for the engineer on site.
+
+use fieldsync_agent::sync::SyncReport;
+use fieldsync_proto::view::{OrderSummary, OrderView};
+use serde_json::{Map, Value};
+
+/// Unix ms as `2026-11-24 09:30 UTC`.
+pub fn when(ms: u64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| format!("{ms} ms"))
+}
+
+fn short(s: &str, max: usize) -> String {
+    let line = s.lines().next().unwrap_or("");
+    if line.chars().count() <= max {
+        return line.to_owned();
+    }
+    let mut out: String = line.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+pub fn orders(list: &[OrderSummary]) {
+    if list.is_empty() {
+        println!("No work orders. Run `fieldsync sync` when you have a connection.");
+        return;
+    }
+    let width = list.iter().map(|o| o.id.len()).max().unwrap_or(2).max(2);
+    println!("{:width$}  {:9}  P  DESCRIPTION", "ID", "STATUS");
+    for o in list {
+        let p = o
+            .priority
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into());
+        let cancelled = if o.cancelled { "[cancelled] " } else { "" };
+        println!(
+            "{:width$}  {:9}  {p}  {cancelled}{}",
+            o.id,
+            o.status,
+            short(&o.description, 70)
+        );
+    }
+}
+
+fn text(m: &Map<String, Value>, k: &str) -> String {
+    match m.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(v) => v.to_string(),
+    }
+}
+
+fn side(v: &Value) -> String {
+    let value = match v.get("value") {
+        Some(Value::String(s)) => format!("{s:?}"),
+        Some(other) => other.to_string(),
+        None => "?".into(),
+    };
+    let by = v.get("by").and_then(Value::as_str).unwrap_or("?");
+    let at = v
+        .get("at_ms")
+        .and_then(Value::as_u64)
+        .map(when)
+        .unwrap_or_default();
+    format!("{value} by {by} at {at}")
+}
+
+pub fn order(v: &OrderView) {
+    let s = &v.summary;
+    let p = s.priority.map(|p| format!("P{p}")).unwrap_or_default();
+    let who = s.assignee.as_deref().unwrap_or("unassigned");
+    println!("{}  [{}]  {p}  assigned to {who}", s.id, s.status);
+    if s.cancelled {
+        println!("CANCELLED by the dispatcher");
+    }
+    println!("{}", s.description);
+    if let Some(c) = &v.customer {
+        println!(
+            "Customer: {} {} {}",
+            text(c, "name"),
+            text(c, "phone"),
+            text(c, "tier")
+        );
+    }
+    if let Some(site) = &v.site {
+        println!(
+            "Site:     {}, {}",
+            text(site, "name"),
+            text(site, "address")
+        );
+        let access = text(site, "access_notes");
+        if !access.is_empty() {
+            println!("Access:   {access}");
+        }
+    }
+    if let Some(a) = &v.asset {
+        println!(
+            "Asset:    {} serial {}",
+            text(a, "model"),
+            text(a, "serial")
+        );
+    }
+    if let (Some(a), Some(b)) = (s.scheduled_start, s.scheduled_end) {
+        println!("Visit:    {} to {}", when(a), when(b));
+    }
+    if let Some(t) = v.arrived_at {
+        println!("Arrived:  {}", when(t));
+    }
+    if let Some(t) = v.completed_at {
+        println!("Completed: {}", when(t));
+    }
+    if let Some(r) = &v.resolution {
+        println!("Resolution: {r}");
+    }
+    if !v.notes.is_empty() {
+        println!("Notes:");
+        for n in &v.notes {
+            println!("  {} {}: {}", when(n.at_ms), n.by, text(&n.fields, "text"));
+        }
+    }
+    if !v.parts.is_empty() {
+        println!("Parts used:");
+        for p in &v.parts {
+            println!(
+                "  {} x {} ({}, {})",
+                text(&p.fields, "qty"),
+                text(&p.fields, "sku"),
+                p.by,
+                when(p.at_ms)
+            );
+        }
+    }
+    if !v.conflicts.is_empty() {
+        println!("Conflicts:");
+        for c in &v.conflicts {
+            let state = if c.resolved {
+                "resolved"
+            } else {
+                "waiting for the dispatcher"
+            };
+            println!("  {} ({state}):", c.field);
+            println!("    kept:     {}", side(&c.winner));
+            println!("    also set: {}", side(&c.loser));
+        }
+    }
+    if v.pending_ops > 0 {
+        println!("{} change(s) not synced yet", v.pending_ops);
+    }
+    for r in &v.rejected {
+        println!(
+            "REFUSED by the server (change {}): {} ({})",
+            r.seq, r.message, r.code
+        );
+    }
+}
+
+pub fn sync(r: &SyncReport) {
+    let check = match r.in_sync {
+        Some(true) => ", verified in sync",
+        Some(false) => ", NOT in sync with the server (run sync again)",
+        None => "",
+    };
+    println!(
+        "sent {}, received {}, pending {}, refused {}{check}",
+        r.pushed, r.pulled, r.pending, r.rejected
+    );
+}
+
+pub fn info(i: &Value) {
+    let g = |k: &str| match &i[k] {
+        Value::String(s) => s.clone(),
+        Value::Null => "never".into(),
+        v => v.to_string(),
+    };
+    println!(
+        "device {} of {} ({}) on {}",
+        g("device_id"),
+        g("user"),
+        g("role"),
+        g("server")
+    );
+    println!("data dir:   {}", g("data_dir"));
+    let last = i["last_sync"]
+        .as_u64()
+        .map(when)
+        .unwrap_or_else(|| "never".into());
+    println!("last sync:  {last}");
+    if let Some(off) = i["clock_offset_ms"].as_i64() {
+        println!("clock:      {} s from the server's", off / 1000);
+    }
+    println!("pending:    {}", g("pending_ops"));
+    println!("refused:    {}", g("rejected_ops"));
+    if let Some(list) = i["rejected"].as_array() {
+        for r in list {
+            println!(
+                "  change {} on {} {}: {} ({})",
+                r["seq"],
+                r["kind"].as_str().unwrap_or(""),
+                r["id"].as_str().unwrap_or(""),
+                r["message"].as_str().unwrap_or(""),
+                r["code"].as_str().unwrap_or("")
+            );
+        }
+    }
+}

@@ -1,0 +1,816 @@
+//! The agent's SQLite store: server-confirmed entity state, the op outbox, and the
+//! enrollment, cursor and clock in `meta`.
+//!
+//! Invariants:
+//! - A local change exists only as an outbox row, written with the clock and seq it used
+//!   in one transaction. What the engineer sees is the confirmed state with the pending ops
+//!   applied on top, by the same `apply_op` the server uses.
+//! - An outbox row leaves only in the transaction that records its acknowledgement, and
+//!   its effect is folded into the confirmed state in that same transaction.
+//! - A pull page, its cursor and the clock it advanced commit together.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use fieldsync_proto::apply::apply_op;
+use fieldsync_proto::scope::{self, order_of, order_refs};
+use fieldsync_proto::validate::{authorize, validate_op, Target};
+use fieldsync_proto::view::{self, OrderSummary, OrderView, RejectedView};
+use fieldsync_proto::wire::{EnrollResponse, PullPage, PushResponse};
+use fieldsync_proto::{
+    DeviceId, EntityId, EntityKind, EntityState, Hlc, HlcClock, Op, OpKind, Role,
+};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{AgentError, Result};
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+pub const DB_FILE: &str = "agent.db";
+pub const CA_FILE: &str = "ca.pem";
+
+/// Who this device is, from enrollment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enrollment {
+    pub device_id: DeviceId,
+    pub server: String,
+    pub user: String,
+    pub role: Role,
+    pub token: String,
+}
+
+/// A refused op, as `info` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RejectedOp {
+    pub seq: u64,
+    pub kind: EntityKind,
+    pub id: String,
+    pub order_id: Option<String>,
+    pub code: String,
+    pub message: String,
+}
+
+/// What one acknowledgement did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AckOutcome {
+    pub applied: usize,
+    pub rejected: usize,
+}
+
+pub struct Store {
+    conn: Connection,
+    dir: PathBuf,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> AgentError {
+    AgentError::Corrupt(format!("{what}: {e}"))
+}
+
+fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+fn meta_u64(conn: &Connection, key: &str) -> Result<u64> {
+    match get_meta(conn, key)? {
+        None => Ok(0),
+        Some(v) => v.parse().map_err(|e| corrupt(key, e)),
+    }
+}
+
+fn set_meta(conn: &Connection, key: &str, value: impl ToString) -> Result<()> {
+    conn.prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")?
+        .execute(params![key, value.to_string()])?;
+    Ok(())
+}
+
+fn parse_state(json: &str) -> Result<EntityState> {
+    serde_json::from_str(json).map_err(|e| corrupt("entity state", e))
+}
+
+fn parse_op(json: &str) -> Result<Op> {
+    serde_json::from_str(json).map_err(|e| corrupt("outbox op", e))
+}
+
+fn load(conn: &Connection, kind: EntityKind, id: &str) -> Result<Option<EntityState>> {
+    conn.prepare_cached("SELECT state FROM entities WHERE kind = ?1 AND id = ?2")?
+        .query_row(params![kind.as_str(), id], |r| r.get::<_, String>(0))
+        .optional()?
+        .map(|j| parse_state(&j))
+        .transpose()
+}
+
+/// Store `state`. A pull brings it (back) into scope; folding our own acked op into an
+/// entity that left the scope must not bring it back.
+fn save(conn: &Connection, state: &EntityState, in_scope: bool) -> Result<()> {
+    let json = serde_json::to_string(state).expect("entity state serialises");
+    let sql = if in_scope {
+        "INSERT INTO entities (kind, id, order_id, state, gone) VALUES (?1, ?2, ?3, ?4, 0)
+         ON CONFLICT (kind, id) DO UPDATE SET order_id = excluded.order_id, state = excluded.state, gone = 0"
+    } else {
+        "INSERT INTO entities (kind, id, order_id, state, gone) VALUES (?1, ?2, ?3, ?4, 0)
+         ON CONFLICT (kind, id) DO UPDATE SET order_id = excluded.order_id, state = excluded.state"
+    };
+    conn.prepare_cached(sql)?.execute(params![
+        state.kind.as_str(),
+        state.id.as_str(),
+        order_of(state).map(|o| o.0),
+        json
+    ])?;
+    Ok(())
+}
+
+/// Pending ops, by entity, in seq order.
+fn pending_ops(conn: &Connection, filter: &str, arg: &[&dyn rusqlite::ToSql]) -> Result<Vec<Op>> {
+    let sql = format!("SELECT op FROM outbox WHERE rejected_code IS NULL {filter} ORDER BY seq");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(arg, |r| r.get::<_, String>(0))?;
+    rows.map(|j| parse_op(&j?)).collect()
+}
+
+impl Store {
+    /// Open (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            AgentError::Config(format!("cannot create data dir {}: {e}", dir.display()))
+        })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // The store holds the device token.
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let mut conn = Connection::open(dir.join(DB_FILE))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // A change reported saved is on disk.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let have: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if have > MIGRATIONS.len() {
+            return Err(AgentError::Corrupt(format!(
+                "store schema version {have} is newer than this agent ({}); upgrade fieldsync",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(have) {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+            tx.commit()?;
+        }
+        Ok(Store {
+            conn,
+            dir: dir.to_owned(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn tx(&mut self) -> Result<Transaction<'_>> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    // ----- enrollment -----
+
+    pub fn enrollment(&self) -> Result<Option<Enrollment>> {
+        let Some(device) = get_meta(&self.conn, "device_id")? else {
+            return Ok(None);
+        };
+        let get = |k: &str| -> Result<String> {
+            get_meta(&self.conn, k)?.ok_or_else(|| corrupt("enrollment", format!("{k} missing")))
+        };
+        let role = get("role")?;
+        Ok(Some(Enrollment {
+            device_id: device.parse().map_err(|e| corrupt("device_id", e))?,
+            server: get("server")?,
+            user: get("user")?,
+            role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
+            token: get("token")?,
+        }))
+    }
+
+    pub fn require_enrollment(&self) -> Result<Enrollment> {
+        self.enrollment()?.ok_or(AgentError::NotEnrolled)
+    }
+
+    pub fn save_enrollment(
+        &mut self,
+        server: &str,
+        resp: &EnrollResponse,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<()> {
+        if let Some(e) = self.enrollment()? {
+            return Err(AgentError::AlreadyEnrolled {
+                device: e.device_id,
+                user: e.user,
+            });
+        }
+        if let Some(pem) = ca_pem {
+            std::fs::write(self.dir.join(CA_FILE), pem)
+                .map_err(|e| AgentError::Config(format!("cannot save the CA certificate: {e}")))?;
+        }
+        let tx = self.tx()?;
+        set_meta(&tx, "device_id", resp.device_id)?;
+        set_meta(&tx, "server", server)?;
+        set_meta(&tx, "user", &resp.user)?;
+        set_meta(&tx, "role", resp.role.as_str())?;
+        set_meta(&tx, "token", &resp.token)?;
+        set_meta(&tx, "enrolled_ms", now_ms())?;
+        // Start our clock no earlier than the server's, so a slow device clock cannot
+        // stamp our first ops before everything already on the server.
+        let mut clock = HlcClock::new(Hlc(meta_u64(&tx, "hlc")?));
+        clock.observe(Hlc::from_millis(resp.server_time_ms), now_ms());
+        set_meta(&tx, "hlc", clock.last().0)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn ca_path(&self) -> Option<PathBuf> {
+        Some(self.dir.join(CA_FILE)).filter(|p| p.exists())
+    }
+
+    // ----- local changes -----
+
+    /// Record a local change as one op, in one transaction. `build` sees the entity as the
+    /// engineer sees it now (None for a create) and the op's timestamp, and returns the
+    /// fields to write. For a set, the base versions are the ones in that view.
+    pub fn record(
+        &mut self,
+        kind: EntityKind,
+        id: &EntityId,
+        op_kind: OpKind,
+        build: impl FnOnce(Option<&EntityState>, Hlc) -> Result<BTreeMap<String, Value>>,
+    ) -> Result<Op> {
+        let who = self.require_enrollment()?;
+        let tx = self.tx()?;
+        let current = local_view(&tx, kind, id.as_str(), &who)?;
+        match (op_kind, &current) {
+            (OpKind::Set, None) => return Err(AgentError::NoSuchOrder(id.0.clone())),
+            (OpKind::Create, Some(_)) => {
+                return Err(AgentError::Invalid(format!("{kind} {id} already exists")))
+            }
+            _ => {}
+        }
+        let mut clock = HlcClock::new(Hlc(meta_u64(&tx, "hlc")?));
+        let hlc = clock.tick(now_ms());
+        let fields = build(current.as_ref(), hlc)?;
+        let base = match (&current, op_kind) {
+            (Some(cur), OpKind::Set) => fields
+                .keys()
+                .filter_map(|f| cur.version(f).map(|v| (f.clone(), v)))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        let seq = meta_u64(&tx, "next_seq")? + 1;
+        let op = Op {
+            seq,
+            kind,
+            id: id.clone(),
+            hlc,
+            op: op_kind,
+            fields,
+            base,
+        };
+        validate_op(&op, who.role)?;
+        let in_scope = match op.order_link() {
+            Some(order) => local_view(&tx, EntityKind::WorkOrder, order.as_str(), &who)?.is_some(),
+            None => current.is_some(),
+        };
+        authorize(
+            &op,
+            who.role,
+            Target {
+                exists: current.is_some(),
+                in_scope,
+            },
+        )?;
+        tx.prepare_cached(
+            "INSERT INTO outbox (seq, kind, id, order_id, op, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            seq as i64,
+            kind.as_str(),
+            id.as_str(),
+            op.order_link().map(|o| o.0),
+            serde_json::to_string(&op).expect("op serialises"),
+            now_ms() as i64
+        ])?;
+        set_meta(&tx, "next_seq", seq)?;
+        set_meta(&tx, "hlc", hlc.0)?;
+        tx.commit()?;
+        Ok(op)
+    }
+
+    // ----- reading -----
+
+    /// The entity as the engineer sees it: confirmed state plus pending ops.
+    pub fn view(&self, kind: EntityKind, id: &str) -> Result<Option<EntityState>> {
+        let who = self.require_enrollment()?;
+        local_view(&self.conn, kind, id, &who)
+    }
+
+    /// Work orders as the engineer sees them, newest change first.
+    pub fn orders(&self) -> Result<Vec<OrderSummary>> {
+        let who = self.require_enrollment()?;
+        let mut orders: BTreeMap<String, EntityState> = BTreeMap::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, state FROM entities WHERE kind = 'work_order'")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (id, json) = row?;
+            orders.insert(id, parse_state(&json)?);
+        }
+        for op in pending_ops(&self.conn, "AND kind = 'work_order'", &[])? {
+            let applied = apply_op(orders.get(op.id.as_str()), &op, who.device_id, &who.user);
+            orders.insert(op.id.0.clone(), applied.state);
+        }
+        let mut list: Vec<OrderSummary> = orders.values().map(view::summary).collect();
+        list.sort_by(|a, b| (b.updated_ms, &b.id).cmp(&(a.updated_ms, &a.id)));
+        Ok(list)
+    }
+
+    /// Find a work order by its full id or an unambiguous prefix of it.
+    pub fn resolve_order(&self, input: &str) -> Result<EntityId> {
+        let all: Vec<String> = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id FROM entities WHERE kind = 'work_order'
+                 UNION SELECT id FROM outbox WHERE kind = 'work_order'",
+            )?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        if all.iter().any(|id| id == input) {
+            return Ok(EntityId::from(input));
+        }
+        let matches: Vec<&String> = all.iter().filter(|id| id.starts_with(input)).collect();
+        match matches.as_slice() {
+            [one] if !input.is_empty() => Ok(EntityId::from(one.as_str())),
+            [] | [_] => Err(AgentError::NoSuchOrder(input.to_owned())),
+            many => Err(AgentError::AmbiguousOrder {
+                input: input.to_owned(),
+                matches: many
+                    .iter()
+                    .take(5)
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// The full view of one order, with its records, conflicts and our own pending and
+    /// refused ops for it.
+    pub fn order_view(&self, id: &EntityId) -> Result<Option<OrderView>> {
+        let who = self.require_enrollment()?;
+        let Some(order) = local_view(&self.conn, EntityKind::WorkOrder, id.as_str(), &who)? else {
+            return Ok(None);
+        };
+        let mut related: HashMap<(EntityKind, String), EntityState> = HashMap::new();
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT state FROM entities WHERE order_id = ?1 AND kind != 'work_order'",
+            )?;
+            let rows = stmt.query_map([id.as_str()], |r| r.get::<_, String>(0))?;
+            for j in rows {
+                let s = parse_state(&j?)?;
+                related.insert((s.kind, s.id.0.clone()), s);
+            }
+        }
+        for op in pending_ops(
+            &self.conn,
+            "AND order_id = ?1 AND kind != 'work_order'",
+            &[&id.as_str()],
+        )? {
+            let key = (op.kind, op.id.0.clone());
+            let applied = apply_op(related.get(&key), &op, who.device_id, &who.user);
+            related.insert(key, applied.state);
+        }
+        for (kind, rid) in order_refs(&order) {
+            if let Some(s) = load(&self.conn, kind, rid.as_str())? {
+                related.insert((kind, rid.0), s);
+            }
+        }
+        let mut v = view::order_view(&order, related.values());
+        v.pending_ops = self.conn.query_row(
+            "SELECT COUNT(*) FROM outbox WHERE rejected_code IS NULL AND (order_id = ?1 OR (kind = 'work_order' AND id = ?1))",
+            [id.as_str()],
+            |r| r.get::<_, i64>(0),
+        )? as u64;
+        v.rejected = self
+            .rejected()?
+            .into_iter()
+            .filter(|r| r.order_id.as_deref() == Some(id.as_str()))
+            .map(|r| RejectedView {
+                seq: r.seq,
+                code: r.code,
+                message: r.message,
+            })
+            .collect();
+        Ok(Some(v))
+    }
+
+    pub fn pending_count(&self) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM outbox WHERE rejected_code IS NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    pub fn rejected(&self) -> Result<Vec<RejectedOp>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, kind, id, order_id, rejected_code, rejected_message FROM outbox
+             WHERE rejected_code IS NOT NULL ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (seq, kind, id, order_id, code, message) = row?;
+            Ok(RejectedOp {
+                seq: seq as u64,
+                kind: EntityKind::parse(&kind).ok_or_else(|| corrupt("outbox kind", &kind))?,
+                id,
+                order_id,
+                code,
+                message,
+            })
+        })
+        .collect()
+    }
+
+    pub fn meta_u64(&self, key: &str) -> Result<u64> {
+        meta_u64(&self.conn, key)
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        get_meta(&self.conn, key)
+    }
+
+    /// The pull cursor: the server sequence up to which this device has everything.
+    pub fn cursor(&self) -> Result<u64> {
+        meta_u64(&self.conn, "cursor")
+    }
+
+    /// Digest of the confirmed state in scope, comparable with the server's.
+    pub fn digest(&self) -> Result<String> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state FROM entities WHERE gone = 0")?;
+        let states: Vec<EntityState> = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .map(|j| parse_state(&j?))
+            .collect::<Result<_>>()?;
+        Ok(scope::digest(&states))
+    }
+
+    // ----- sync -----
+
+    /// The next pending ops to push, oldest first.
+    pub fn push_batch(&self, max: usize) -> Result<Vec<Op>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT op FROM outbox WHERE rejected_code IS NULL ORDER BY seq LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([max as i64], |r| r.get::<_, String>(0))?;
+        rows.map(|j| parse_op(&j?)).collect()
+    }
+
+    /// Record the server's acknowledgement: refused ops are kept with their reason, the
+    /// others are folded into the confirmed state and leave the outbox.
+    pub fn ack(&mut self, resp: &PushResponse) -> Result<AckOutcome> {
+        let who = self.require_enrollment()?;
+        let tx = self.tx()?;
+        let rows: Vec<(i64, String)> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT seq, op FROM outbox WHERE rejected_code IS NULL AND seq <= ?1 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([resp.acked_seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let refused: HashMap<u64, _> = resp.rejected.iter().map(|r| (r.seq, r)).collect();
+        let mut out = AckOutcome::default();
+        for (seq, json) in rows {
+            if let Some(r) = refused.get(&(seq as u64)) {
+                tx.prepare_cached(
+                    "UPDATE outbox SET rejected_code = ?1, rejected_message = ?2 WHERE seq = ?3",
+                )?
+                .execute(params![r.code, r.message, seq])?;
+                out.rejected += 1;
+                continue;
+            }
+            let op = parse_op(&json)?;
+            let current = load(&tx, op.kind, op.id.as_str())?;
+            // A set on something we no longer hold stays with the server; only keep what
+            // we can show whole.
+            if current.is_some() || op.op == OpKind::Create {
+                let applied = apply_op(current.as_ref(), &op, who.device_id, &who.user);
+                save(&tx, &applied.state, false)?;
+                if let Some(order) = order_of(&applied.state) {
+                    // A record made offline on an order that has since left our scope.
+                    tx.prepare_cached(
+                        "UPDATE entities SET gone = 1 WHERE kind = ?1 AND id = ?2 AND NOT EXISTS (
+                            SELECT 1 FROM entities o WHERE o.kind = 'work_order' AND o.id = ?3 AND o.gone = 0)",
+                    )?
+                    .execute(params![op.kind.as_str(), op.id.as_str(), order.as_str()])?;
+                }
+            }
+            tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
+                .execute([seq])?;
+            out.applied += 1;
+        }
+        if resp.acked_seq > meta_u64(&tx, "acked_seq")? {
+            set_meta(&tx, "acked_seq", resp.acked_seq)?;
+        }
+        purge_gone(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Apply one pull page: states are joined in, entities that left the scope are dropped
+    /// unless our own pending ops still need them, and the cursor and clock advance.
+    pub fn apply_page(&mut self, page: &PullPage) -> Result<()> {
+        let tx = self.tx()?;
+        for incoming in &page.entities {
+            let merged = match load(&tx, incoming.kind, incoming.id.as_str())? {
+                Some(cur) => cur.joined(incoming),
+                None => incoming.clone(),
+            };
+            save(&tx, &merged, true)?;
+        }
+        for gone in &page.left {
+            tx.prepare_cached("UPDATE entities SET gone = 1 WHERE kind = ?1 AND id = ?2")?
+                .execute(params![gone.kind.as_str(), gone.id.as_str()])?;
+        }
+        purge_gone(&tx)?;
+        if page.cursor > meta_u64(&tx, "cursor")? {
+            set_meta(&tx, "cursor", page.cursor)?;
+        }
+        let mut clock = HlcClock::new(Hlc(meta_u64(&tx, "hlc")?));
+        clock.observe(page.hlc, now_ms());
+        set_meta(&tx, "hlc", clock.last().0)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// After a sync: when it ended and how far the device clock is from the server's.
+    pub fn note_sync(&mut self, server_time_ms: u64) -> Result<i64> {
+        let now = now_ms();
+        let offset = now as i64 - server_time_ms as i64;
+        let tx = self.tx()?;
+        set_meta(&tx, "last_sync_ms", now)?;
+        set_meta(&tx, "clock_offset_ms", offset)?;
+        tx.commit()?;
+        Ok(offset)
+    }
+}
+
+/// Drop entities that left the scope once none of our pending ops refer to them.
+fn purge_gone(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute(
+        "DELETE FROM entities WHERE gone = 1 AND NOT EXISTS (
+            SELECT 1 FROM outbox o WHERE o.rejected_code IS NULL AND (
+                (o.kind = entities.kind AND o.id = entities.id)
+                OR (entities.kind = 'work_order' AND o.order_id = entities.id)))",
+        [],
+    )?;
+    Ok(())
+}
+
+fn local_view(
+    conn: &Connection,
+    kind: EntityKind,
+    id: &str,
+    who: &Enrollment,
+) -> Result<Option<EntityState>> {
+    let mut state = load(conn, kind, id)?;
+    for op in pending_ops(conn, "AND kind = ?1 AND id = ?2", &[&kind.as_str(), &id])? {
+        state = Some(apply_op(state.as_ref(), &op, who.device_id, &who.user).state);
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fieldsync_proto::wire::Rejection;
+    use serde_json::json;
+
+    fn enrolled(dir: &Path) -> Store {
+        let mut s = Store::open(dir).unwrap();
+        s.save_enrollment(
+            "https://example.test",
+            &EnrollResponse {
+                device_id: 7,
+                token: "t".into(),
+                user: "eve".into(),
+                role: Role::Engineer,
+                protocol: 1,
+                server_time_ms: 1_000,
+            },
+            None,
+        )
+        .unwrap();
+        s
+    }
+
+    fn order(id: &str, assignee: &str) -> EntityState {
+        let op = Op {
+            seq: 1,
+            kind: EntityKind::WorkOrder,
+            id: id.into(),
+            hlc: Hlc::from_millis(500),
+            op: OpKind::Create,
+            fields: BTreeMap::from([
+                ("description".into(), json!("pump")),
+                ("priority".into(), json!(2)),
+                ("assignee".into(), json!(assignee)),
+            ]),
+            base: BTreeMap::new(),
+        };
+        apply_op(None, &op, 0, "dana").state
+    }
+
+    fn page(entities: Vec<EntityState>, cursor: u64) -> PullPage {
+        PullPage {
+            entities,
+            left: vec![],
+            cursor,
+            more: false,
+            hlc: Hlc::from_millis(600),
+            server_time_ms: 600,
+        }
+    }
+
+    fn set_status(s: &mut Store, id: &str, status: &str) -> Op {
+        s.record(EntityKind::WorkOrder, &id.into(), OpKind::Set, |_, _| {
+            Ok(BTreeMap::from([("status".into(), json!(status))]))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn local_edit_is_visible_pending_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = enrolled(dir.path());
+        s.apply_page(&page(vec![order("w1", "eve")], 3)).unwrap();
+        let op = set_status(&mut s, "w1", "on-site");
+        assert_eq!(op.seq, 1);
+        assert!(
+            op.hlc > Hlc::from_millis(600),
+            "clock moved past the server's"
+        );
+        assert!(
+            op.base.is_empty(),
+            "status was unset when the engineer wrote it"
+        );
+        let second = set_status(&mut s, "w1", "completed");
+        assert_eq!(
+            second.base["status"],
+            op.version(7),
+            "base is the version seen, our own"
+        );
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.pending_count().unwrap(), 2);
+        assert_eq!(
+            s.view(EntityKind::WorkOrder, "w1")
+                .unwrap()
+                .unwrap()
+                .str("status"),
+            Some("completed")
+        );
+        assert_eq!(s.cursor().unwrap(), 3);
+    }
+
+    #[test]
+    fn ack_folds_applied_and_keeps_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = enrolled(dir.path());
+        s.apply_page(&page(vec![order("w1", "eve")], 3)).unwrap();
+        set_status(&mut s, "w1", "en-route");
+        set_status(&mut s, "w1", "on-site");
+        let out = s
+            .ack(&PushResponse {
+                acked_seq: 2,
+                rejected: vec![Rejection {
+                    seq: 2,
+                    code: "not_owner".into(),
+                    message: "no".into(),
+                }],
+                server_time_ms: 700,
+            })
+            .unwrap();
+        assert_eq!(
+            out,
+            AckOutcome {
+                applied: 1,
+                rejected: 1
+            }
+        );
+        assert_eq!(s.pending_count().unwrap(), 0);
+        let r = s.rejected().unwrap();
+        assert_eq!((r.len(), r[0].seq, r[0].code.as_str()), (1, 2, "not_owner"));
+        let v = s.view(EntityKind::WorkOrder, "w1").unwrap().unwrap();
+        assert_eq!(
+            v.str("status"),
+            Some("en-route"),
+            "refused op no longer shows"
+        );
+        assert!(s.push_batch(10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn left_scope_is_kept_until_own_ops_are_acked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = enrolled(dir.path());
+        s.apply_page(&page(vec![order("w1", "eve"), order("w2", "eve")], 3))
+            .unwrap();
+        set_status(&mut s, "w1", "on-site");
+        let mut p = page(vec![], 5);
+        p.left = vec![
+            fieldsync_proto::wire::EntityRef {
+                kind: EntityKind::WorkOrder,
+                id: "w1".into(),
+            },
+            fieldsync_proto::wire::EntityRef {
+                kind: EntityKind::WorkOrder,
+                id: "w2".into(),
+            },
+        ];
+        s.apply_page(&p).unwrap();
+        let ids: Vec<String> = s.orders().unwrap().into_iter().map(|o| o.id).collect();
+        assert_eq!(
+            ids,
+            vec!["w1".to_owned()],
+            "w2 dropped, w1 kept for its pending op"
+        );
+        s.ack(&PushResponse {
+            acked_seq: 1,
+            rejected: vec![],
+            server_time_ms: 0,
+        })
+        .unwrap();
+        assert!(
+            s.orders().unwrap().is_empty(),
+            "dropped once the op is safe"
+        );
+    }
+
+    #[test]
+    fn engineer_cannot_write_dispatcher_fields_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = enrolled(dir.path());
+        s.apply_page(&page(vec![order("w1", "eve")], 3)).unwrap();
+        let err = s
+            .record(EntityKind::WorkOrder, &"w1".into(), OpKind::Set, |_, _| {
+                Ok(BTreeMap::from([("priority".into(), json!(1))]))
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&err, AgentError::Refused(e) if e.code == "not_owner"),
+            "{err}"
+        );
+        assert_eq!(s.pending_count().unwrap(), 0, "nothing half-written");
+        assert_eq!(s.meta_u64("next_seq").unwrap(), 0, "seq not consumed");
+    }
+
+    #[test]
+    fn resolve_by_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = enrolled(dir.path());
+        s.apply_page(&page(vec![order("abc-1", "eve"), order("abd-2", "eve")], 3))
+            .unwrap();
+        assert_eq!(s.resolve_order("abc").unwrap().as_str(), "abc-1");
+        assert_eq!(s.resolve_order("abd-2").unwrap().as_str(), "abd-2");
+        assert!(matches!(
+            s.resolve_order("ab"),
+            Err(AgentError::AmbiguousOrder { .. })
+        ));
+        assert!(matches!(
+            s.resolve_order("zz"),
+            Err(AgentError::NoSuchOrder(_))
+        ));
+    }
+}

@@ -1,0 +1,116 @@
+//! One sync round: push every pending op in bounded batches, pull every page of changes
+//! since the cursor, then check the result against the server's digest.
+
+use fieldsync_proto::limits::CLOCK_SKEW_MS_MAX;
+use serde::Serialize;
+
+use crate::client::Client;
+use crate::config::Config;
+use crate::error::{AgentError, Result};
+use crate::store::Store;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SyncReport {
+    /// Ops the server acknowledged in this round (applied or refused).
+    pub pushed: u64,
+    /// Entities received (changed, entered or left the scope).
+    pub pulled: u64,
+    /// Ops still waiting for the server.
+    pub pending: u64,
+    /// Ops the server refused in this round; `info` lists every refused op kept.
+    pub rejected: u64,
+    /// Whether the local state equals the server's for this device's scope; null when it
+    /// could not be checked (ops still pending, or the server moved on meanwhile).
+    pub in_sync: Option<bool>,
+    /// Device clock minus server clock, in ms.
+    pub clock_offset_ms: i64,
+}
+
+impl SyncReport {
+    pub fn clock_warning(&self) -> Option<String> {
+        let off = self.clock_offset_ms;
+        (off.unsigned_abs() > CLOCK_SKEW_MS_MAX).then(|| {
+            format!(
+                "this device's clock is {} min {} the server's: set the right time",
+                off.unsigned_abs() / 60_000,
+                if off > 0 { "ahead of" } else { "behind" }
+            )
+        })
+    }
+}
+
+/// Run one round. On a push failure the pull still runs, so a device whose ops the server
+/// cannot take yet (a wrong clock) still receives its new work; the push error is
+/// returned after.
+pub async fn sync_once(store: &mut Store, client: &Client, cfg: &Config) -> Result<SyncReport> {
+    let mut report = SyncReport::default();
+    let mut server_time = None;
+    let push_result = push_all(store, client, cfg, &mut report, &mut server_time).await;
+    if let Err(AgentError::Unreachable { .. } | AgentError::Unauthorized(_)) = &push_result {
+        return push_result.map(|_| report);
+    }
+    let pull_result = pull_all(store, client, cfg, &mut report, &mut server_time).await;
+    push_result?;
+    pull_result?;
+    report.pending = store.pending_count()?;
+    if report.pending == 0 {
+        let server = client.digest().await?;
+        if server.cursor == store.cursor()? {
+            report.in_sync = Some(server.digest == store.digest()?);
+        }
+    }
+    if let Some(t) = server_time {
+        report.clock_offset_ms = store.note_sync(t)?;
+    }
+    Ok(report)
+}
+
+async fn push_all(
+    store: &mut Store,
+    client: &Client,
+    cfg: &Config,
+    report: &mut SyncReport,
+    server_time: &mut Option<u64>,
+) -> Result<()> {
+    loop {
+        let batch = store.push_batch(cfg.push_batch_ops_max)?;
+        let Some(last) = batch.last().map(|op| op.seq) else {
+            return Ok(());
+        };
+        let resp = client.push(&batch).await?;
+        *server_time = Some(resp.server_time_ms);
+        let out = store.ack(&resp)?;
+        report.pushed += (out.applied + out.rejected) as u64;
+        report.rejected += out.rejected as u64;
+        if resp.acked_seq < last {
+            return Err(AgentError::Server {
+                status: 200,
+                code: "partial_ack".into(),
+                message: format!(
+                    "the server acknowledged up to op {} of a batch ending at {last}",
+                    resp.acked_seq
+                ),
+            });
+        }
+    }
+}
+
+async fn pull_all(
+    store: &mut Store,
+    client: &Client,
+    cfg: &Config,
+    report: &mut SyncReport,
+    server_time: &mut Option<u64>,
+) -> Result<()> {
+    loop {
+        let page = client
+            .pull(store.cursor()?, cfg.pull_page_entities_max)
+            .await?;
+        *server_time = Some(page.server_time_ms);
+        report.pulled += (page.entities.len() + page.left.len()) as u64;
+        store.apply_page(&page)?;
+        if !page.more {
+            return Ok(());
+        }
+    }
+}

@@ -346,6 +346,7 @@ impl Store {
 
     /// Find a work order by its full id or an unambiguous prefix of it.
     pub fn resolve_order(&self, input: &str) -> Result<EntityId> {
+        self.require_enrollment()?;
         let all: Vec<String> = {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT id FROM entities WHERE kind = 'work_order'

@@ -174,6 +174,13 @@ impl Store {
         })
     }
 
+    /// Stop syncing the WAL on every commit. Only for bulk tools and benchmarks that load
+    /// data they can recreate: a crash may lose the last commits (never corrupt the file).
+    pub fn relax_durability_for_bulk_load(&self) -> Result<()> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(())
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -126,17 +126,38 @@ mod tests {
             hlc: Hlc(hlc),
             op: OpKind::Set,
             fields: BTreeMap::from([(field.to_owned(), v)]),
-            base: base.map(|b| BTreeMap::from([(field.to_owned(), b)])).unwrap_or_default(),
+            base: base
+                .map(|b| BTreeMap::from([(field.to_owned(), b)]))
+                .unwrap_or_default(),
         }
     }
 
     #[test]
     fn concurrent_same_field_keeps_the_loser() {
-        let start = apply_op(None, &set("description", json!("pump"), 10, None), 1, "disp").state;
+        let start = apply_op(
+            None,
+            &set("description", json!("pump"), 10, None),
+            1,
+            "disp",
+        )
+        .state;
         let seen = start.version("description");
-        let disp = apply_op(Some(&start), &set("description", json!("pump, loud"), 30, seen), 1, "disp");
-        assert!(disp.conflicts.is_empty(), "dispatcher saw the current value");
-        let eng = apply_op(Some(&disp.state), &set("description", json!("pump, leaking"), 20, seen), 7, "eve");
+        let disp = apply_op(
+            Some(&start),
+            &set("description", json!("pump, loud"), 30, seen),
+            1,
+            "disp",
+        );
+        assert!(
+            disp.conflicts.is_empty(),
+            "dispatcher saw the current value"
+        );
+        let eng = apply_op(
+            Some(&disp.state),
+            &set("description", json!("pump, leaking"), 20, seen),
+            7,
+            "eve",
+        );
         assert_eq!(eng.conflicts.len(), 1);
         let c = &eng.conflicts[0];
         assert_eq!(c.winner.v, json!("pump, loud"), "later event wins");
@@ -148,9 +169,19 @@ mod tests {
     #[test]
     fn same_value_or_seen_version_is_no_conflict() {
         let start = apply_op(None, &set("status", json!("open"), 10, None), 1, "d").state;
-        let same = apply_op(Some(&start), &set("status", json!("open"), 20, None), 2, "e");
+        let same = apply_op(
+            Some(&start),
+            &set("status", json!("open"), 20, None),
+            2,
+            "e",
+        );
         assert!(same.conflicts.is_empty());
-        let seen = apply_op(Some(&start), &set("status", json!("on-site"), 20, start.version("status")), 2, "e");
+        let seen = apply_op(
+            Some(&start),
+            &set("status", json!("on-site"), 20, start.version("status")),
+            2,
+            "e",
+        );
         assert!(seen.conflicts.is_empty());
         assert_eq!(seen.changed, vec!["status".to_owned()]);
     }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 const COUNTER_BITS: u32 = 16;
 
 /// A hybrid logical timestamp. Ordered first by physical time, then by counter.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Hlc(pub u64);
 

@@ -89,7 +89,13 @@ mod tests {
             "fields": {"status": "on-site"}, "base": {"status": [10, 2]}
         }))
         .unwrap();
-        assert_eq!(op.base["status"], Version { hlc: Hlc(10), dev: 2 });
+        assert_eq!(
+            op.base["status"],
+            Version {
+                hlc: Hlc(10),
+                dev: 2
+            }
+        );
         let back = serde_json::to_value(&op).unwrap();
         assert_eq!(back["base"]["status"], json!([10, 2]));
 

@@ -124,8 +124,13 @@ impl Owner {
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum FieldType {
-    Text { max_chars: usize },
-    Int { min: i64, max: i64 },
+    Text {
+        max_chars: usize,
+    },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Number,
     Bool,
     /// Unix milliseconds.
@@ -223,17 +228,41 @@ pub static WORK_ORDER: KindSpec = KindSpec {
     creators: Creators::Office,
     order_link: None,
     fields: &[
-        req("description", FieldType::Text { max_chars: 4_000 }, Owner::Shared),
-        req("priority", FieldType::Int { min: 1, max: 4 }, Owner::Dispatcher),
+        req(
+            "description",
+            FieldType::Text { max_chars: 4_000 },
+            Owner::Shared,
+        ),
+        req(
+            "priority",
+            FieldType::Int { min: 1, max: 4 },
+            Owner::Dispatcher,
+        ),
         f("assignee", TEXT_SHORT, Owner::Dispatcher),
-        f("customer_id", FieldType::Ref(EntityKind::Customer), Owner::Dispatcher),
-        f("site_id", FieldType::Ref(EntityKind::Site), Owner::Dispatcher),
-        f("asset_id", FieldType::Ref(EntityKind::Asset), Owner::Dispatcher),
+        f(
+            "customer_id",
+            FieldType::Ref(EntityKind::Customer),
+            Owner::Dispatcher,
+        ),
+        f(
+            "site_id",
+            FieldType::Ref(EntityKind::Site),
+            Owner::Dispatcher,
+        ),
+        f(
+            "asset_id",
+            FieldType::Ref(EntityKind::Asset),
+            Owner::Dispatcher,
+        ),
         f("scheduled_start", FieldType::Time, Owner::Dispatcher),
         f("scheduled_end", FieldType::Time, Owner::Dispatcher),
         f("cancelled", FieldType::Bool, Owner::Dispatcher),
         f("status", FieldType::Enum(STATUSES), Owner::Engineer),
-        f("resolution", FieldType::Text { max_chars: 4_000 }, Owner::Engineer),
+        f(
+            "resolution",
+            FieldType::Text { max_chars: 4_000 },
+            Owner::Engineer,
+        ),
         f("fault_code", TEXT_SHORT, Owner::Engineer),
         f("arrived_at", FieldType::Time, Owner::Engineer),
         f("completed_at", FieldType::Time, Owner::Engineer),
@@ -261,7 +290,11 @@ pub static SITE: KindSpec = KindSpec {
     creators: Creators::Office,
     order_link: None,
     fields: &[
-        req("customer_id", FieldType::Ref(EntityKind::Customer), Owner::Dispatcher),
+        req(
+            "customer_id",
+            FieldType::Ref(EntityKind::Customer),
+            Owner::Dispatcher,
+        ),
         req("name", TEXT_SHORT, Owner::Dispatcher),
         f("address", TEXT_SHORT, Owner::Dispatcher),
         f("lat", FieldType::Number, Owner::Dispatcher),
@@ -276,8 +309,16 @@ pub static ASSET: KindSpec = KindSpec {
     creators: Creators::Office,
     order_link: None,
     fields: &[
-        f("customer_id", FieldType::Ref(EntityKind::Customer), Owner::Dispatcher),
-        f("site_id", FieldType::Ref(EntityKind::Site), Owner::Dispatcher),
+        f(
+            "customer_id",
+            FieldType::Ref(EntityKind::Customer),
+            Owner::Dispatcher,
+        ),
+        f(
+            "site_id",
+            FieldType::Ref(EntityKind::Site),
+            Owner::Dispatcher,
+        ),
         req("model", TEXT_SHORT, Owner::Dispatcher),
         f("serial", TEXT_SHORT, Owner::Dispatcher),
         f("install_date", FieldType::Time, Owner::Dispatcher),
@@ -328,7 +369,12 @@ pub static PART_USAGE: KindSpec = KindSpec {
             Owner::Shared,
             true,
         ),
-        fixed("sku", FieldType::Text { max_chars: 64 }, Owner::Shared, true),
+        fixed(
+            "sku",
+            FieldType::Text { max_chars: 64 },
+            Owner::Shared,
+            true,
+        ),
         fixed(
             "qty",
             FieldType::Int {

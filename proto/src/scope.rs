@@ -98,10 +98,20 @@ mod tests {
 
     fn order(assignee: Option<&str>, customer: Option<&str>) -> EntityState {
         let mut s = EntityState::new(EntityKind::WorkOrder, "w1".into());
-        let ver = Version { hlc: Hlc(1), dev: 0 };
+        let ver = Version {
+            hlc: Hlc(1),
+            dev: 0,
+        };
         for (k, v) in [("assignee", assignee), ("customer_id", customer)] {
             if let Some(v) = v {
-                s.fields.insert(k.into(), FieldState { v: json!(v), ver, by: "d".into() });
+                s.fields.insert(
+                    k.into(),
+                    FieldState {
+                        v: json!(v),
+                        ver,
+                        by: "d".into(),
+                    },
+                );
             }
         }
         s
@@ -115,12 +125,21 @@ mod tests {
         assert_eq!(m.holder.as_deref(), Some("bob"));
         assert!(m.entered);
         assert_eq!(m.left.as_deref(), Some("ann"));
-        assert_eq!(m.refs_added, vec![(EntityKind::Customer, EntityId::from("c2"))]);
-        assert_eq!(m.refs_removed, vec![(EntityKind::Customer, EntityId::from("c1"))]);
+        assert_eq!(
+            m.refs_added,
+            vec![(EntityKind::Customer, EntityId::from("c2"))]
+        );
+        assert_eq!(
+            m.refs_removed,
+            vec![(EntityKind::Customer, EntityId::from("c1"))]
+        );
         let same = order_move(Some(&b), &b);
         assert!(!same.entered && same.left.is_none() && same.refs_added.is_empty());
         let unassigned = order_move(Some(&a), &order(None, Some("c1")));
-        assert_eq!((unassigned.holder, unassigned.left.as_deref()), (None, Some("ann")));
+        assert_eq!(
+            (unassigned.holder, unassigned.left.as_deref()),
+            (None, Some("ann"))
+        );
     }
 
     #[test]

@@ -17,7 +17,9 @@ use crate::schema::EntityKind;
 
 /// The version of one field write. Ordered by HLC, ties broken by device id, so the winner
 /// is the same on every replica. Serialised as `[hlc, device]` to keep the wire small.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(from = "(Hlc, DeviceId)", into = "(Hlc, DeviceId)")]
 pub struct Version {
     pub hlc: Hlc,
@@ -111,11 +113,13 @@ impl EntityState {
     /// of the fields that changed.
     pub fn merge(&mut self, other: &EntityState) -> Vec<String> {
         debug_assert_eq!((self.kind, &self.id), (other.kind, &other.id));
-        other
-            .fields
-            .iter()
-            .filter_map(|(name, fs)| self.merge_field(name, fs).then(|| name.clone()))
-            .collect()
+        let mut changed = Vec::new();
+        for (name, fs) in &other.fields {
+            if self.merge_field(name, fs) {
+                changed.push(name.clone());
+            }
+        }
+        changed
     }
 
     /// The merge as a pure function, for the property tests.
@@ -150,7 +154,10 @@ mod tests {
 
     #[test]
     fn version_serialises_as_pair() {
-        let v = Version { hlc: Hlc(7), dev: 3 };
+        let v = Version {
+            hlc: Hlc(7),
+            dev: 3,
+        };
         assert_eq!(serde_json::to_string(&v).unwrap(), "[7,3]");
         assert_eq!(serde_json::from_str::<Version>("[7,3]").unwrap(), v);
     }

@@ -10,6 +10,11 @@ use crate::limits::OP_FIELDS_MAX;
 use crate::op::{Op, OpKind};
 use crate::schema::{Creators, FieldSpec, FieldType, Role};
 
+fn with_article(word: &str) -> String {
+    let vowel = word.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {word}", if vowel { "an" } else { "a" })
+}
+
 /// Shape, types and field ownership: everything decidable from the op and role alone.
 pub fn validate_op(op: &Op, role: Role) -> Result<(), OpError> {
     if !EntityId::is_valid(op.id.as_str()) {
@@ -22,7 +27,10 @@ pub fn validate_op(op: &Op, role: Role) -> Result<(), OpError> {
         ));
     }
     if op.fields.is_empty() {
-        return Err(OpError::new("empty_op", "an op must set at least one field"));
+        return Err(OpError::new(
+            "empty_op",
+            "an op must set at least one field",
+        ));
     }
     if op.fields.len() > OP_FIELDS_MAX {
         return Err(OpError::new(
@@ -40,11 +48,18 @@ pub fn validate_op(op: &Op, role: Role) -> Result<(), OpError> {
         if !allowed {
             return Err(OpError::new(
                 "not_creator",
-                format!("a {} may not create a {}", role.as_str(), op.kind),
+                format!(
+                    "{} may not create a {}",
+                    with_article(role.as_str()),
+                    op.kind
+                ),
             ));
         }
         if !op.base.is_empty() {
-            return Err(OpError::new("invalid_base", "a create has no base versions"));
+            return Err(OpError::new(
+                "invalid_base",
+                "a create has no base versions",
+            ));
         }
         if let Some(missing) = spec
             .fields
@@ -68,9 +83,9 @@ pub fn validate_op(op: &Op, role: Role) -> Result<(), OpError> {
             return Err(OpError::new(
                 "not_owner",
                 format!(
-                    "field {name:?} of a {} is not writable by a {}",
+                    "field {name:?} of a {} is not writable by {}",
                     op.kind,
-                    role.as_str()
+                    with_article(role.as_str())
                 ),
             ));
         }
@@ -128,7 +143,10 @@ pub fn check_value(field: &FieldSpec, v: &Value) -> Result<(), String> {
             .filter(|n| n.is_finite())
             .map(|_| ())
             .ok_or_else(|| "must be a number".into()),
-        FieldType::Bool => v.as_bool().map(|_| ()).ok_or_else(|| "must be true or false".into()),
+        FieldType::Bool => v
+            .as_bool()
+            .map(|_| ())
+            .ok_or_else(|| "must be true or false".into()),
         FieldType::Time => v
             .as_u64()
             .map(|_| ())
@@ -142,7 +160,9 @@ pub fn check_value(field: &FieldSpec, v: &Value) -> Result<(), String> {
             _ => Err(format!("must be the id of a {kind}")),
         },
         FieldType::BlobHash => match v.as_str() {
-            Some(s) if s.len() == 64 && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) => {
+            Some(s)
+                if s.len() == 64 && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) =>
+            {
                 Ok(())
             }
             _ => Err("must be a lowercase hex SHA-256".into()),
@@ -218,7 +238,11 @@ mod tests {
 
     #[test]
     fn engineer_cannot_write_dispatcher_fields_or_create_orders() {
-        let assign = op(EntityKind::WorkOrder, OpKind::Set, json!({"assignee": "bob"}));
+        let assign = op(
+            EntityKind::WorkOrder,
+            OpKind::Set,
+            json!({"assignee": "bob"}),
+        );
         assert_eq!(code(validate_op(&assign, Role::Engineer)), "not_owner");
         assert!(validate_op(&assign, Role::Dispatcher).is_ok());
         let create = op(
@@ -233,30 +257,69 @@ mod tests {
     #[test]
     fn types_required_and_immutables() {
         let bad_prio = op(EntityKind::WorkOrder, OpKind::Set, json!({"priority": 9}));
-        assert_eq!(code(validate_op(&bad_prio, Role::Dispatcher)), "invalid_value");
-        let bad_status = op(EntityKind::WorkOrder, OpKind::Set, json!({"status": "done"}));
-        assert_eq!(code(validate_op(&bad_status, Role::Engineer)), "invalid_value");
+        assert_eq!(
+            code(validate_op(&bad_prio, Role::Dispatcher)),
+            "invalid_value"
+        );
+        let bad_status = op(
+            EntityKind::WorkOrder,
+            OpKind::Set,
+            json!({"status": "done"}),
+        );
+        assert_eq!(
+            code(validate_op(&bad_status, Role::Engineer)),
+            "invalid_value"
+        );
         let missing = op(EntityKind::Note, OpKind::Create, json!({"order_id": "w1"}));
         assert_eq!(code(validate_op(&missing, Role::Engineer)), "missing_field");
         let rewrite = op(EntityKind::Note, OpKind::Set, json!({"text": "changed"}));
-        assert_eq!(code(validate_op(&rewrite, Role::Engineer)), "immutable_field");
+        assert_eq!(
+            code(validate_op(&rewrite, Role::Engineer)),
+            "immutable_field"
+        );
         let void = op(EntityKind::Note, OpKind::Set, json!({"voided": true}));
         assert!(validate_op(&void, Role::Engineer).is_ok());
         let unknown = op(EntityKind::Note, OpKind::Set, json!({"colour": "red"}));
         assert_eq!(code(validate_op(&unknown, Role::Engineer)), "unknown_field");
-        let clear_required = op(EntityKind::WorkOrder, OpKind::Set, json!({"description": null}));
-        assert_eq!(code(validate_op(&clear_required, Role::Dispatcher)), "invalid_value");
+        let clear_required = op(
+            EntityKind::WorkOrder,
+            OpKind::Set,
+            json!({"description": null}),
+        );
+        assert_eq!(
+            code(validate_op(&clear_required, Role::Dispatcher)),
+            "invalid_value"
+        );
     }
 
     #[test]
     fn scope_and_existence() {
-        let set = op(EntityKind::WorkOrder, OpKind::Set, json!({"status": "on-site"}));
-        let here = Target { exists: true, in_scope: true };
+        let set = op(
+            EntityKind::WorkOrder,
+            OpKind::Set,
+            json!({"status": "on-site"}),
+        );
+        let here = Target {
+            exists: true,
+            in_scope: true,
+        };
         assert!(authorize(&set, Role::Engineer, here).is_ok());
-        let elsewhere = Target { exists: true, in_scope: false };
-        assert_eq!(code(authorize(&set, Role::Engineer, elsewhere)), "out_of_scope");
+        let elsewhere = Target {
+            exists: true,
+            in_scope: false,
+        };
+        assert_eq!(
+            code(authorize(&set, Role::Engineer, elsewhere)),
+            "out_of_scope"
+        );
         assert!(authorize(&set, Role::Dispatcher, elsewhere).is_ok());
-        let missing = Target { exists: false, in_scope: false };
-        assert_eq!(code(authorize(&set, Role::Dispatcher, missing)), "not_found");
+        let missing = Target {
+            exists: false,
+            in_scope: false,
+        };
+        assert_eq!(
+            code(authorize(&set, Role::Dispatcher, missing)),
+            "not_found"
+        );
     }
 }

@@ -186,8 +186,10 @@ pub fn order_view<'a>(
             _ => {}
         }
     }
-    view.notes.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
-    view.parts.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+    view.notes
+        .sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+    view.parts
+        .sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
     view.conflicts.sort_by(|a, b| a.id.cmp(&b.id));
     view
 }

@@ -99,10 +99,12 @@ pub async fn get_order(
     Ok(Json(order_view(&app, auth.0, id).await?))
 }
 
+type Fields = BTreeMap<String, Value>;
+
 /// Split a PATCH body into field values and the optional `base` versions.
 fn patch_fields(
     mut body: Map<String, Value>,
-) -> Result<(BTreeMap<String, Value>, BTreeMap<String, Version>), ApiError> {
+) -> Result<(Fields, BTreeMap<String, Version>), ApiError> {
     let base = match body.remove("base") {
         Some(b) => serde_json::from_value(b).map_err(json_error)?,
         None => BTreeMap::new(),

@@ -432,6 +432,20 @@ impl WriteTx<'_> {
                 }
             }
         }
+        let spec = op.kind.spec();
+        for (name, value) in &op.fields {
+            let (Some(field), Some(id)) = (spec.field(name), value.as_str()) else {
+                continue;
+            };
+            if let fieldsync_proto::schema::FieldType::Ref(kind) = field.ty {
+                if kind != EntityKind::WorkOrder && self.load(kind, id)?.is_none() {
+                    return Ok(Some(OpError::new(
+                        "not_found",
+                        format!("{name} refers to no {kind} with id {id}"),
+                    )));
+                }
+            }
+        }
         if op.kind == EntityKind::WorkOrder {
             if let Some(name) = op.fields.get("assignee").and_then(Value::as_str) {
                 let known = self

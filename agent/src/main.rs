@@ -196,9 +196,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let view = store
                 .order_view(&id)?
                 .ok_or_else(|| AgentError::NoSuchOrder(id.0.clone()))?;
+            let in_scope = !store.order_left_scope(&id)?;
             if json {
-                print_json(&view);
+                let mut v = serde_json::to_value(&view)?;
+                v["in_scope"] = json!(in_scope);
+                print_json(&v);
             } else {
+                if !in_scope {
+                    println!("NO LONGER ASSIGNED TO YOU (kept read-only for your own changes)");
+                }
                 output::order(&view);
             }
         }

@@ -272,6 +272,17 @@ impl Store {
             }
             _ => {}
         }
+        let order = match op_kind {
+            OpKind::Set => current.as_ref().and_then(order_of),
+            OpKind::Create => None,
+        };
+        if let Some(o) = &order {
+            if is_gone(&tx, o.as_str())? {
+                return Err(AgentError::Invalid(format!(
+                    "work order {o} is no longer assigned to you; nothing was recorded"
+                )));
+            }
+        }
         let mut clock = HlcClock::new(Hlc(meta_u64(&tx, "hlc")?));
         let hlc = clock.tick(now_ms());
         let fields = build(current.as_ref(), hlc)?;
@@ -293,6 +304,13 @@ impl Store {
             base,
         };
         validate_op(&op, who.role)?;
+        if let Some(o) = op.order_link().filter(|_| op_kind == OpKind::Create) {
+            if is_gone(&tx, o.as_str())? {
+                return Err(AgentError::Invalid(format!(
+                    "work order {o} is no longer assigned to you; nothing was recorded"
+                )));
+            }
+        }
         let in_scope = match op.order_link() {
             Some(order) => local_view(&tx, EntityKind::WorkOrder, order.as_str(), &who)?.is_some(),
             None => current.is_some(),
@@ -334,16 +352,20 @@ impl Store {
     pub fn orders(&self) -> Result<Vec<OrderSummary>> {
         let who = self.require_enrollment()?;
         let mut orders: BTreeMap<String, EntityState> = BTreeMap::new();
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, state FROM entities WHERE kind = 'work_order'")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, state FROM entities WHERE kind = 'work_order' AND gone = 0",
+        )?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         for row in rows {
             let (id, json) = row?;
             orders.insert(id, parse_state(&json)?);
         }
         for op in pending_ops(&self.conn, "AND kind = 'work_order'", &[])? {
-            let applied = apply_op(orders.get(op.id.as_str()), &op, who.device_id, &who.user);
+            let current = orders.get(op.id.as_str());
+            if current.is_none() && op.op != OpKind::Create {
+                continue; // an order that left our scope
+            }
+            let applied = apply_op(current, &op, who.device_id, &who.user);
             orders.insert(op.id.0.clone(), applied.state);
         }
         let mut list: Vec<OrderSummary> = orders.values().map(view::summary).collect();
@@ -430,6 +452,11 @@ impl Store {
             })
             .collect();
         Ok(Some(v))
+    }
+
+    /// The order left this device's scope (reassigned); kept read-only for our own ops.
+    pub fn order_left_scope(&self, id: &EntityId) -> Result<bool> {
+        is_gone(&self.conn, id.as_str())
     }
 
     pub fn pending_count(&self) -> Result<u64> {
@@ -594,11 +621,20 @@ impl Store {
     }
 }
 
-/// Drop entities that left the scope once none of our pending ops refer to them.
+fn is_gone(conn: &Connection, order_id: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT gone FROM entities WHERE kind = 'work_order' AND id = ?1")?
+        .query_row([order_id], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// Drop entities that left the scope once none of our ops refer to them: pending ones
+/// still need them, and refused ones are shown with the order they were meant for.
 fn purge_gone(tx: &Transaction<'_>) -> Result<()> {
     tx.execute(
         "DELETE FROM entities WHERE gone = 1 AND NOT EXISTS (
-            SELECT 1 FROM outbox o WHERE o.rejected_code IS NULL AND (
+            SELECT 1 FROM outbox o WHERE (
                 (o.kind = entities.kind AND o.id = entities.id)
                 OR (entities.kind = 'work_order' AND o.order_id = entities.id)))",
         [],
@@ -768,11 +804,14 @@ mod tests {
             },
         ];
         s.apply_page(&p).unwrap();
-        let ids: Vec<String> = s.orders().unwrap().into_iter().map(|o| o.id).collect();
-        assert_eq!(
-            ids,
-            vec!["w1".to_owned()],
-            "w2 dropped, w1 kept for its pending op"
+        assert!(s.orders().unwrap().is_empty(), "neither is listed as ours");
+        assert!(
+            s.view(EntityKind::WorkOrder, "w2").unwrap().is_none(),
+            "w2 dropped"
+        );
+        assert!(
+            s.order_view(&"w1".into()).unwrap().is_some(),
+            "w1 kept for its pending op"
         );
         s.ack(&PushResponse {
             acked_seq: 1,
@@ -781,9 +820,44 @@ mod tests {
         })
         .unwrap();
         assert!(
-            s.orders().unwrap().is_empty(),
+            s.view(EntityKind::WorkOrder, "w1").unwrap().is_none(),
             "dropped once the op is safe"
         );
+    }
+
+    #[test]
+    fn refused_ops_keep_their_order_visible_but_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = enrolled(dir.path());
+        s.apply_page(&page(vec![order("w1", "eve")], 3)).unwrap();
+        set_status(&mut s, "w1", "on-site");
+        let mut p = page(vec![], 5);
+        p.left = vec![fieldsync_proto::wire::EntityRef {
+            kind: EntityKind::WorkOrder,
+            id: "w1".into(),
+        }];
+        s.apply_page(&p).unwrap();
+        let err = s
+            .record(EntityKind::WorkOrder, &"w1".into(), OpKind::Set, |_, _| {
+                Ok(BTreeMap::from([("status".into(), json!("completed"))]))
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("no longer assigned"), "{err}");
+        s.ack(&PushResponse {
+            acked_seq: 1,
+            rejected: vec![Rejection {
+                seq: 1,
+                code: "out_of_scope".into(),
+                message: "reassigned".into(),
+            }],
+            server_time_ms: 0,
+        })
+        .unwrap();
+        assert!(s.orders().unwrap().is_empty(), "not in the list");
+        assert!(s.order_left_scope(&"w1".into()).unwrap());
+        let v = s.order_view(&"w1".into()).unwrap().expect("still shown");
+        assert_eq!(v.rejected.len(), 1);
+        assert_eq!(v.rejected[0].code, "out_of_scope");
     }
 
     #[test]

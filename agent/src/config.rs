@@ -55,6 +55,9 @@ pub struct ConfigArgs {
     /// Timeout of one request, in ms.
     #[arg(long, env = "FIELDSYNC_REQUEST_TIMEOUT_MS", global = true)]
     pub request_timeout_ms: Option<u64>,
+    /// First delay before the daemon retries a failed sync, in ms (doubles per failure).
+    #[arg(long, env = "FIELDSYNC_RETRY_DELAY_MS_BASE", global = true)]
+    pub retry_delay_ms_base: Option<u64>,
     /// Longest delay between the daemon's retries, in ms.
     #[arg(long, env = "FIELDSYNC_RETRY_DELAY_MS_MAX", global = true)]
     pub retry_delay_ms_max: Option<u64>,
@@ -87,6 +90,7 @@ impl Config {
             push_batch_ops_max,
             pull_page_entities_max,
             request_timeout_ms,
+            retry_delay_ms_base,
             retry_delay_ms_max,
             poll_interval_ms
         );

@@ -114,7 +114,9 @@ pub async fn pull(
 pub async fn digest(
     State(app): State<AppState>,
     auth: Auth,
+    headers: HeaderMap,
 ) -> Result<Json<DigestResponse>, ApiError> {
+    check_protocol(&headers)?;
     let store = app.store.clone();
     let actor = auth.0;
     Ok(Json(

@@ -597,6 +597,12 @@ impl Store {
         for gone in &page.left {
             tx.prepare_cached("UPDATE entities SET gone = 1 WHERE kind = ?1 AND id = ?2")?
                 .execute(params![gone.kind.as_str(), gone.id.as_str()])?;
+            if gone.kind == EntityKind::WorkOrder {
+                // Its records go with it, including ours the server filed under the new
+                // holder only.
+                tx.prepare_cached("UPDATE entities SET gone = 1 WHERE order_id = ?1")?
+                    .execute([gone.id.as_str()])?;
+            }
         }
         purge_gone(&tx)?;
         if page.cursor > meta_u64(&tx, "cursor")? {

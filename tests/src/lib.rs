@@ -220,6 +220,36 @@ impl Server {
         self.spawn();
     }
 
+    /// Replace the extra `serve` arguments used by the next `restart`.
+    pub fn set_extra_args(&mut self, args: &[&str]) {
+        self.extra_args = args.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// The server process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGTERM, then wait (at most `timeout`) for the process to exit. Returns its exit
+    /// status and how long the shutdown took, or None when it did not exit in time (the
+    /// process is then SIGKILLed).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let mut c = self.child.take()?;
+        let start = Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        while start.elapsed() < timeout {
+            if let Some(status) = c.try_wait().unwrap() {
+                return Some((status, start.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
@@ -347,6 +377,61 @@ impl Agent {
     pub fn info(&self) -> Value {
         self.json(&["info"])
     }
+
+    /// Run and require failure; returns stderr.
+    pub fn fail(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            !o.status.success(),
+            "fieldsync {args:?} should have failed: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        stderr(&o)
+    }
+
+    /// `fieldsync sync` as a child process (stdout and stderr discarded), with extra
+    /// environment, e.g. `FIELDSYNC_PUSH_BATCH_OPS_MAX`.
+    pub fn spawn_sync(&self, env: &[(&str, &str)]) -> Child {
+        let mut cmd = self.command(&["sync"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn fieldsync sync")
+    }
+
+    /// The path of the agent's SQLite store.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join(fieldsync_agent::store::DB_FILE)
+    }
+
+    /// A value from the agent store's `meta` table (e.g. `token`, `device_id`), read-only.
+    pub fn meta(&self, key: &str) -> Option<String> {
+        let conn = rusqlite::Connection::open_with_flags(
+            self.db_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open agent.db");
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .ok()
+    }
+
+    /// Record `texts.len()` notes on `order` through the agent library, exactly as
+    /// `fieldsync note` does, but in one process: for tests that need many pending ops.
+    pub fn bulk_notes(&self, order: &str, texts: &[String]) {
+        let mut store = fieldsync_agent::Store::open(&self.dir).expect("open agent store");
+        let id = store
+            .resolve_order(order)
+            .expect("order known to the agent");
+        for t in texts {
+            fieldsync_agent::actions::note(&mut store, &id, t).expect("note");
+        }
+    }
 }
 
 /// A JSON API client (blocking), as a dispatcher's script would use it.
@@ -371,6 +456,71 @@ impl Api {
             token: None,
             http,
         }
+    }
+
+    /// An anonymous client that speaks only HTTP/1.1 (so an oversized upload gets the
+    /// server's 413 body rather than an HTTP/2 stream reset).
+    pub fn http1(server: &Server) -> Api {
+        let ca = std::fs::read(&server.ca).unwrap();
+        let http = reqwest::blocking::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .http1_only()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Api {
+            base: server.url.clone(),
+            token: None,
+            http,
+        }
+    }
+
+    /// The same client with another bearer token.
+    pub fn with_token(&self, token: &str) -> Api {
+        Api {
+            base: self.base.clone(),
+            token: Some(token.to_owned()),
+            http: self.http.clone(),
+        }
+    }
+
+    /// Enroll a new device for `user` through the API; returns a client holding the
+    /// device token, and the device id.
+    pub fn enroll_device(server: &Server, user: (&str, &str)) -> (Api, u64) {
+        let api = Api::anonymous(server);
+        let (status, body) = api.post(
+            "/api/v1/devices/enroll",
+            &serde_json::json!({"user": user.0, "password": user.1, "device_name": "test-script"}),
+        );
+        assert_eq!(status, 200, "enroll {}: {body}", user.0);
+        let token = body["token"].as_str().unwrap().to_owned();
+        let device = body["device_id"].as_u64().unwrap();
+        (api.with_token(&token), device)
+    }
+
+    /// `POST /api/v1/sync/push` with the protocol header.
+    pub fn push(&self, body: &Value) -> (u16, Value) {
+        self.raw(
+            reqwest::Method::POST,
+            "/api/v1/sync/push",
+            &[
+                ("content-type", "application/json"),
+                ("x-fieldsync-protocol", "1"),
+            ],
+            serde_json::to_vec(body).unwrap(),
+        )
+    }
+
+    /// `GET /api/v1/sync/pull?cursor=N` with the protocol header.
+    pub fn pull(&self, cursor: u64) -> (u16, Value) {
+        self.raw(
+            reqwest::Method::GET,
+            &format!("/api/v1/sync/pull?cursor={cursor}"),
+            &[("x-fieldsync-protocol", "1")],
+            Vec::new(),
+        )
     }
 
     fn send(&self, req: reqwest::blocking::RequestBuilder) -> (u16, Value) {
@@ -439,4 +589,34 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// An HLC timestamp (`unix_ms << 16`) for wall-clock millisecond `ms`.
+pub fn hlc_at(ms: u64) -> u64 {
+    ms << 16
+}
+
+/// Assert that `(status, body)` is an HTTP error with `code`, in the standard envelope.
+#[track_caller]
+pub fn assert_error(resp: &(u16, Value), status: u16, code: &str) {
+    let (got, body) = resp;
+    assert_eq!(*got, status, "expected {status} {code}, got {got}: {body}");
+    assert_eq!(
+        body["error"]["code"], code,
+        "expected code {code} with {status}: {body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "error envelope needs a message: {body}"
+    );
 }

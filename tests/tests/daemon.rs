@@ -36,7 +36,12 @@ fn term(child: &mut Child) -> std::process::ExitStatus {
 }
 
 fn has_order(agent: &Agent, id: &str) -> bool {
-    agent.json(&["orders"]).as_array().unwrap().iter().any(|o| o["id"] == id)
+    agent
+        .json(&["orders"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["id"] == id)
 }
 
 #[test]
@@ -47,15 +52,28 @@ fn daemon_delivers_assignments_and_survives_an_outage() {
     let eve = server.agent(&tmp.path().join("eve"), ENGINEER);
     let mut daemon = spawn_daemon(&eve);
 
-    let id = office.create_order(json!({"description": "Compressor tripping", "priority": 1, "assignee": "eve"}));
-    wait_for(Duration::from_secs(10), "the assignment on the agent", || has_order(&eve, &id).then_some(()));
+    let id = office.create_order(
+        json!({"description": "Compressor tripping", "priority": 1, "assignee": "eve"}),
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "the assignment on the agent",
+        || has_order(&eve, &id).then_some(()),
+    );
 
     server.kill();
     eve.ok(&["note", &id, "written while the server is down"]);
     std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(eve.info()["pending_ops"], 1, "kept while the server is down");
+    assert_eq!(
+        eve.info()["pending_ops"],
+        1,
+        "kept while the server is down"
+    );
     let still_running = daemon.try_wait().unwrap();
-    assert!(still_running.is_none(), "the daemon keeps going through an outage: {still_running:?}");
+    assert!(
+        still_running.is_none(),
+        "the daemon keeps going through an outage: {still_running:?}"
+    );
 
     server.restart();
     let office = server.api(DISPATCHER);
@@ -63,8 +81,13 @@ fn daemon_delivers_assignments_and_survives_an_outage() {
         let notes = office.order(&id)["notes"].clone();
         (notes.as_array().unwrap().len() == 1).then_some(())
     });
-    assert_eq!(office.order(&id)["notes"][0]["text"], "written while the server is down");
-    wait_for(Duration::from_secs(5), "pending to drain", || (eve.info()["pending_ops"] == 0).then_some(()));
+    assert_eq!(
+        office.order(&id)["notes"][0]["text"],
+        "written while the server is down"
+    );
+    wait_for(Duration::from_secs(5), "pending to drain", || {
+        (eve.info()["pending_ops"] == 0).then_some(())
+    });
 
     let status = term(&mut daemon);
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
@@ -80,7 +103,9 @@ fn daemon_stops_when_the_device_is_revoked() {
     let (status, body) = office.post(&format!("/api/v1/devices/{device}/revoke"), &json!({}));
     assert_eq!(status, 200, "{body}");
     let mut daemon = spawn_daemon(&eve);
-    let exit = wait_for(Duration::from_secs(10), "the daemon to give up", || daemon.try_wait().unwrap());
+    let exit = wait_for(Duration::from_secs(10), "the daemon to give up", || {
+        daemon.try_wait().unwrap()
+    });
     assert!(!exit.success(), "a revoked device's daemon exits non-zero");
     let mut err = String::new();
     std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut err).unwrap();

@@ -186,6 +186,30 @@ impl WriteTx<'_> {
         load(self.tx, kind, id)
     }
 
+    /// Whether `user` held work order `order` at event time `hlc`: they held it once and
+    /// it was reassigned after `hlc`. Work done on site before a reassignment reached the
+    /// device is still that engineer's work, and must not be lost.
+    fn held_at(&self, user: &str, order: Option<&EntityId>, hlc: Hlc) -> Result<bool, StoreError> {
+        let Some(order) = order else {
+            return Ok(false);
+        };
+        let held_once = self
+            .tx
+            .prepare_cached(
+                "SELECT 1 FROM feed WHERE user = ?1 AND kind = 'work_order' AND id = ?2",
+            )?
+            .query_row(params![user, order.as_str()], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !held_once {
+            return Ok(false);
+        }
+        let reassigned = self
+            .load(EntityKind::WorkOrder, order.as_str())?
+            .and_then(|o| o.version("assignee"));
+        Ok(reassigned.is_some_and(|v| hlc < v.hlc))
+    }
+
     fn in_feed(&self, user: &str, kind: EntityKind, id: &str) -> Result<bool, StoreError> {
         in_feed(self.tx, user, kind, id)
     }
@@ -382,13 +406,18 @@ impl WriteTx<'_> {
         let current = self.load(op.kind, op.id.as_str())?;
         let link = op.order_link();
         let in_scope = role != Role::Engineer || {
-            match (op.op, &link) {
+            let now_in = match (op.op, &link) {
                 (OpKind::Set, _) => self.in_feed(user, op.kind, op.id.as_str())?,
                 (OpKind::Create, Some(order)) if op.kind != EntityKind::WorkOrder => {
                     self.in_feed(user, EntityKind::WorkOrder, order.as_str())?
                 }
                 _ => false,
-            }
+            };
+            let order = match op.op {
+                OpKind::Set => current.as_ref().and_then(order_of),
+                OpKind::Create => link.clone(),
+            };
+            now_in || self.held_at(user, order.as_ref(), op.hlc)?
         };
         let target = Target {
             exists: current.is_some(),

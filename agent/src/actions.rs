@@ -33,7 +33,7 @@ impl Progress {
     }
 }
 
-fn new_id() -> EntityId {
+pub(crate) fn new_id() -> EntityId {
     let mut random = [0u8; 10];
     rand::thread_rng().fill_bytes(&mut random);
     let now = std::time::SystemTime::now()

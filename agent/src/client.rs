@@ -2,11 +2,12 @@
 //! protocol header on every call, and server errors turned into `AgentError`s.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fieldsync_proto::wire::{
-    DigestResponse, EnrollRequest, EnrollResponse, PullPage, PushResponse, PROTOCOL_HEADER,
-    PROTOCOL_VERSION,
+    BlobStatus, DigestResponse, EnrollRequest, EnrollResponse, PullPage, PushResponse,
+    CHUNK_SHA256_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION,
 };
 use fieldsync_proto::{ErrorBody, Op};
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
@@ -25,6 +26,31 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// Told about upload bytes as they leave, for the CLI's progress bar.
+    progress: Option<Arc<dyn crate::upload::Progress>>,
+}
+
+/// One chunk of blob `hash`, for photo record `photo`, starting at `offset`.
+pub struct ChunkUpload<'a> {
+    pub hash: &'a str,
+    pub photo: &'a str,
+    pub offset: u64,
+    pub body: reqwest::Body,
+    pub len: u64,
+    /// Lowercase hex SHA-256 of this chunk's bytes.
+    pub sha256: &'a str,
+    /// For the whole request: a rate-limited chunk takes longer than a normal one.
+    pub timeout: Duration,
+}
+
+/// A server's answer that refuses a request for a reason worth acting on (not a transport
+/// failure, not a 5xx): its status, code, message and details.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub details: Option<serde_json::Value>,
 }
 
 /// Plain HTTP is for tests and proxies on this machine only; anywhere else the token and
@@ -88,6 +114,7 @@ impl Client {
             http,
             base,
             token: None,
+            progress: None,
         })
     }
 
@@ -98,6 +125,15 @@ impl Client {
 
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    pub fn with_progress(mut self, progress: Arc<dyn crate::upload::Progress>) -> Client {
+        self.progress = Some(progress);
+        self
+    }
+
+    pub fn progress(&self) -> Option<&Arc<dyn crate::upload::Progress>> {
+        self.progress.as_ref()
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
@@ -171,6 +207,61 @@ impl Client {
     pub async fn digest(&self) -> Result<DigestResponse> {
         self.send(self.request(reqwest::Method::GET, "/api/v1/sync/digest"))
             .await
+    }
+
+    /// How much of a blob the server holds.
+    pub async fn blob_status(&self, hash: &str) -> Result<BlobStatus> {
+        self.send(self.request(reqwest::Method::GET, &format!("/api/v1/blobs/{hash}")))
+            .await
+    }
+
+    /// Send one chunk. `Ok(Err)` is the server refusing it (offset mismatch, too large,
+    /// bad hash...).
+    pub async fn put_blob_chunk(
+        &self,
+        c: ChunkUpload<'_>,
+    ) -> Result<std::result::Result<BlobStatus, Refusal>> {
+        let r = self
+            .request(
+                reqwest::Method::PUT,
+                &format!(
+                    "/api/v1/blobs/{}?photo={}&offset={}",
+                    c.hash, c.photo, c.offset
+                ),
+            )
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, c.len)
+            .header(CHUNK_SHA256_HEADER, c.sha256)
+            .timeout(c.timeout)
+            .body(c.body);
+        let resp = r.send().await.map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        if status.is_success() || status == reqwest::StatusCode::UNAUTHORIZED {
+            return decode(resp, &self.base).await.map(Ok);
+        }
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(decode::<serde_json::Value>(resp, &self.base)
+                .await
+                .expect_err("an error status decodes to an error"));
+        }
+        let bytes = resp.bytes().await.map_err(|e| AgentError::Unreachable {
+            url: self.base.clone(),
+            reason: format!("reading the response: {e}"),
+        })?;
+        Ok(Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(b) => Refusal {
+                status: status.as_u16(),
+                code: b.error.code,
+                message: b.error.message,
+                details: b.error.details,
+            },
+            Err(_) => Refusal {
+                status: status.as_u16(),
+                code: "http".into(),
+                message: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+                details: None,
+            },
+        }))
     }
 }
 

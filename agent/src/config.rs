@@ -4,9 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
+use fieldsync_proto::limits::{PHOTO_BYTES_MAX, UPLOAD_CHUNK_BYTES_MAX};
 use serde::Deserialize;
 
+use crate::blob::Backend;
 use crate::error::{AgentError, Result};
+
+/// Smallest upload chunk: below this, per-request overhead dominates.
+pub const UPLOAD_CHUNK_BYTES_MIN: usize = 4 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -24,6 +29,20 @@ pub struct Config {
     pub retry_delay_ms_max: u64,
     /// How often the daemon syncs when everything works.
     pub poll_interval_ms: u64,
+    /// Where photo bytes live on this device: `files` or `sled` (see the README's
+    /// benchmark). Changing it does not move photos already stored.
+    pub blob_store: Backend,
+    /// Largest photo accepted at import, in bytes.
+    pub photo_bytes_max: u64,
+    /// Bytes per upload request: a cut connection re-sends at most this much.
+    pub upload_chunk_bytes: usize,
+    /// Upload rate limit in kilobits per second, for metered links; 0 = no limit.
+    pub max_upload_kbps: u64,
+    /// Days a photo's local copy is kept after import; it is deleted only once the
+    /// server has verified it, and never before this.
+    pub photo_retention_days: u64,
+    /// How long a file in the inbox must stay unchanged before it is imported, in ms.
+    pub inbox_settle_ms: u64,
 }
 
 impl Default for Config {
@@ -36,6 +55,12 @@ impl Default for Config {
             retry_delay_ms_base: 1_000,
             retry_delay_ms_max: 60_000,
             poll_interval_ms: 15_000,
+            blob_store: Backend::Files,
+            photo_bytes_max: PHOTO_BYTES_MAX,
+            upload_chunk_bytes: 1024 * 1024,
+            max_upload_kbps: 0,
+            photo_retention_days: 30,
+            inbox_settle_ms: 2_000,
         }
     }
 }
@@ -64,6 +89,25 @@ pub struct ConfigArgs {
     /// How often the daemon syncs, in ms.
     #[arg(long, env = "FIELDSYNC_POLL_INTERVAL_MS", global = true)]
     pub poll_interval_ms: Option<u64>,
+    /// Photo store backend on this device: files or sled.
+    #[arg(long, env = "FIELDSYNC_BLOB_STORE", global = true, value_enum)]
+    pub blob_store: Option<Backend>,
+    /// Largest photo accepted at import, in bytes.
+    #[arg(long, env = "FIELDSYNC_PHOTO_BYTES_MAX", global = true)]
+    pub photo_bytes_max: Option<u64>,
+    /// Bytes per photo upload request (a cut connection re-sends at most this much).
+    #[arg(long, env = "FIELDSYNC_UPLOAD_CHUNK_BYTES", global = true)]
+    pub upload_chunk_bytes: Option<usize>,
+    /// Photo upload rate limit in kilobits per second, for metered links (0: none).
+    #[arg(long, env = "FIELDSYNC_MAX_UPLOAD_KBPS", global = true)]
+    pub max_upload_kbps: Option<u64>,
+    /// Days a photo's local copy is kept after import (deleted only once the server has
+    /// verified it).
+    #[arg(long, env = "FIELDSYNC_PHOTO_RETENTION_DAYS", global = true)]
+    pub photo_retention_days: Option<u64>,
+    /// How long an inbox file must stay unchanged before it is imported, in ms.
+    #[arg(long, env = "FIELDSYNC_INBOX_SETTLE_MS", global = true)]
+    pub inbox_settle_ms: Option<u64>,
 }
 
 impl Config {
@@ -92,7 +136,13 @@ impl Config {
             request_timeout_ms,
             retry_delay_ms_base,
             retry_delay_ms_max,
-            poll_interval_ms
+            poll_interval_ms,
+            blob_store,
+            photo_bytes_max,
+            upload_chunk_bytes,
+            max_upload_kbps,
+            photo_retention_days,
+            inbox_settle_ms
         );
         c.check()?;
         Ok(c)
@@ -107,6 +157,14 @@ impl Config {
         }
         if self.pull_page_entities_max == 0 {
             return bad("pull_page_entities_max must be positive");
+        }
+        if !(UPLOAD_CHUNK_BYTES_MIN..=UPLOAD_CHUNK_BYTES_MAX).contains(&self.upload_chunk_bytes) {
+            return Err(AgentError::Config(format!(
+                "upload_chunk_bytes must be between {UPLOAD_CHUNK_BYTES_MIN} and {UPLOAD_CHUNK_BYTES_MAX}"
+            )));
+        }
+        if self.photo_bytes_max == 0 {
+            return bad("photo_bytes_max must be positive");
         }
         if self.retry_delay_ms_base == 0 || self.retry_delay_ms_max < self.retry_delay_ms_base {
             return bad(

@@ -3,6 +3,7 @@
 //! the middle of a store transaction (those are synchronous and short).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
@@ -21,6 +22,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     tokio::pin!(shutdown);
+    // The photo inbox is watched beside the sync loop; an import cuts the wait short so
+    // the photo goes up without waiting for the next poll.
+    let imported = Arc::new(tokio::sync::Notify::new());
+    let _inbox = crate::inbox::spawn_watcher(store.dir(), cfg, imported.clone())?;
     let mut failures: u32 = 0;
     loop {
         let wait_ms = tokio::select! {
@@ -55,6 +60,7 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+            _ = imported.notified(), if failures == 0 => {}
         }
     }
 }

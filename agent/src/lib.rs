@@ -2,12 +2,17 @@
 
 pub mod actions;
 pub mod backoff;
+pub mod blob;
 pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod error;
+pub mod inbox;
+mod migrate;
+pub mod photos;
 pub mod store;
 pub mod sync;
+pub mod upload;
 
 pub use config::Config;
 pub use error::{AgentError, Result};

@@ -1,8 +1,9 @@
 //! `fieldsync`: the field engineer's offline agent.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -11,7 +12,7 @@ use fieldsync_agent::client::Client;
 use fieldsync_agent::config::{Config, ConfigArgs};
 use fieldsync_agent::store::Store;
 use fieldsync_agent::sync::sync_once;
-use fieldsync_agent::{daemon, AgentError};
+use fieldsync_agent::{blob, daemon, inbox, photos, AgentError};
 use serde_json::json;
 
 mod output;
@@ -93,8 +94,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Keep syncing in the background, backing off while the server is unreachable.
+    /// Keep syncing in the background, backing off while the server is unreachable, and
+    /// import photos dropped into DATA_DIR/inbox/<order-id>/.
     Daemon,
+    /// Attach photos and scanned documents.
+    Photo {
+        #[command(subcommand)]
+        command: PhotoCommand,
+    },
+    /// The photos this device attached to an order: upload state, and files refused.
+    Photos {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PhotoCommand {
+    /// Attach a photo (JPEG, PNG, HEIC) or a scanned document (PDF) to an order. The file
+    /// is copied into this device's photo store and left where it is.
+    Add {
+        id: String,
+        file: PathBuf,
+        #[arg(long)]
+        caption: Option<String>,
+    },
+    /// Import what is in DATA_DIR/inbox/<order-id>/ now, without the daemon.
+    Scan {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -139,7 +169,13 @@ fn client(store: &Store, cfg: &Config) -> Result<Client, AgentError> {
         ),
         None => None,
     };
-    Ok(Client::new(&url, ca.as_deref(), cfg)?.with_token(&who.token))
+    let client = Client::new(&url, ca.as_deref(), cfg)?.with_token(&who.token);
+    // A progress bar only for a person watching: never in logs, pipes or scripts.
+    Ok(if std::io::stderr().is_terminal() {
+        client.with_progress(Arc::new(output::UploadBar::default()))
+    } else {
+        client
+    })
 }
 
 fn print_json(v: &impl serde::Serialize) {
@@ -278,6 +314,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print_json(&info);
             } else {
                 output::info(&info);
+            }
+        }
+        Command::Photo {
+            command: PhotoCommand::Add { id, file, caption },
+        } => {
+            let id = store.resolve_order(&id)?;
+            let blobs = blob::open_shared(&dir, cfg.blob_store)?;
+            let a = photos::add(
+                &mut store,
+                &*blobs,
+                &id,
+                &file,
+                caption.as_deref(),
+                cfg.photo_bytes_max,
+            )?;
+            output::attached(&a);
+        }
+        Command::Photo {
+            command: PhotoCommand::Scan { json },
+        } => {
+            store.require_enrollment()?;
+            let report = inbox::scan_once(&mut store, &cfg)?;
+            if json {
+                print_json(&report);
+            } else {
+                output::scan(&report, &inbox::inbox_dir(&dir));
+            }
+        }
+        Command::Photos { id, json } => {
+            // A refused inbox folder may not name a known order: list it by its name.
+            let key = match store.resolve_order(&id) {
+                Ok(order) => order.0,
+                Err(AgentError::NoSuchOrder(_)) => id.clone(),
+                Err(e) => return Err(e.into()),
+            };
+            let list = photos::list(&store, &key)?;
+            if json {
+                print_json(&list);
+            } else {
+                output::photos(&key, &list);
             }
         }
         Command::Daemon => {

@@ -1,5 +1,9 @@
 //! Human-readable output. Scripts use `--json`; this is for the engineer on site.
 
+use std::sync::Mutex;
+
+use fieldsync_agent::inbox::ScanReport;
+use fieldsync_agent::photos::{Attached, PhotoStatus};
 use fieldsync_agent::sync::SyncReport;
 use fieldsync_proto::view::{OrderSummary, OrderView};
 use serde_json::{Map, Value};
@@ -167,6 +171,131 @@ pub fn sync(r: &SyncReport) {
         "sent {}, received {}, pending {}, refused {}{check}",
         r.pushed, r.pulled, r.pending, r.rejected
     );
+    let p = &r.photos;
+    if p.verified + p.pending + p.refused + p.local_copies_deleted > 0 {
+        println!(
+            "photos: {} uploaded and verified ({}), {} waiting, {} refused{}",
+            p.verified,
+            size(p.bytes_sent),
+            p.pending,
+            p.refused,
+            if p.local_copies_deleted > 0 {
+                format!(
+                    ", {} local copies deleted after retention",
+                    p.local_copies_deleted
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{:.0} kB", (bytes as f64 / 1024.0).ceil())
+    }
+}
+
+pub fn attached(a: &Attached) {
+    let mut extra = Vec::new();
+    if let Some(t) = a.taken_at {
+        extra.push(format!("taken {}", when(t)));
+    }
+    if let (Some(lat), Some(lon)) = (a.lat, a.lon) {
+        extra.push(format!("at {lat:.5}, {lon:.5}"));
+    }
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", extra.join(", "))
+    };
+    if a.new {
+        println!(
+            "{}: photo {} attached ({}, {}{extra}) (saved; uploads when online)",
+            a.order_id,
+            a.id,
+            a.mime,
+            size(a.size)
+        );
+    } else {
+        println!(
+            "{}: already attached as photo {} (same content); nothing new recorded",
+            a.order_id, a.id
+        );
+    }
+}
+
+pub fn scan(r: &ScanReport, inbox: &std::path::Path) {
+    for a in &r.imported {
+        attached(a);
+    }
+    for (path, why) in &r.refused {
+        println!("refused {path}: {why}");
+    }
+    for path in &r.waiting {
+        println!("waiting for {path} to be complete");
+    }
+    if r.imported.is_empty() && r.refused.is_empty() && r.waiting.is_empty() {
+        println!(
+            "nothing to import in {} (put photos in a folder named after the order)",
+            inbox.display()
+        );
+    }
+}
+
+pub fn photos(order: &str, list: &[PhotoStatus]) {
+    if list.is_empty() {
+        println!("{order}: no photos from this device");
+        return;
+    }
+    for p in list {
+        let name = p.name.as_deref().unwrap_or(&p.source);
+        let hash = p.hash.as_deref().map(|h| &h[..12]).unwrap_or("-");
+        let progress = match p.state.as_str() {
+            "uploading" => format!(" {}/{}", size(p.bytes_sent), size(p.size)),
+            "verified" if !p.local_copy => " (local copy deleted)".into(),
+            _ => String::new(),
+        };
+        println!("{:9} {hash}  {name}{progress}", p.state);
+        if let Some(c) = &p.caption {
+            println!("          {c}");
+        }
+        if let Some(r) = &p.reason {
+            println!("          why: {r}");
+        }
+    }
+}
+
+/// The upload progress bar on a terminal.
+#[derive(Default)]
+pub struct UploadBar(Mutex<Option<indicatif::ProgressBar>>);
+
+impl fieldsync_agent::upload::Progress for UploadBar {
+    fn begin(&self, total: u64) {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "photos {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template"),
+        );
+        *self.0.lock().expect("progress bar") = Some(bar);
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Some(b) = &*self.0.lock().expect("progress bar") {
+            b.inc(bytes);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = self.0.lock().expect("progress bar").take() {
+            b.finish_and_clear();
+        }
+    }
 }
 
 pub fn info(i: &Value) {

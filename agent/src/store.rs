@@ -26,7 +26,12 @@ use serde_json::Value;
 
 use crate::error::{AgentError, Result};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+/// Applied by number (`migrate.rs`), so one numbered lower than one already applied
+/// still runs.
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (3, include_str!("../migrations/0003_photos.sql")),
+];
 pub const DB_FILE: &str = "agent.db";
 pub const CA_FILE: &str = "ca.pem";
 
@@ -155,19 +160,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // A change reported saved is on disk.
         conn.pragma_update(None, "synchronous", "FULL")?;
-        let have: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if have > MIGRATIONS.len() {
-            return Err(AgentError::Corrupt(format!(
-                "store schema version {have} is newer than this agent ({}); upgrade fieldsync",
-                MIGRATIONS.len()
-            )));
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(have) {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i + 1)?;
-            tx.commit()?;
-        }
+        crate::migrate::run(&mut conn, MIGRATIONS)?;
         Ok(Store {
             conn,
             dir: dir.to_owned(),
@@ -183,6 +176,11 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The connection, for modules that keep their own tables in this store (photos).
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     fn tx(&mut self) -> Result<Transaction<'_>> {
@@ -262,6 +260,19 @@ impl Store {
         op_kind: OpKind,
         build: impl FnOnce(Option<&EntityState>, Hlc) -> Result<BTreeMap<String, Value>>,
     ) -> Result<Op> {
+        self.record_with(kind, id, op_kind, build, |_, _| Ok(()))
+    }
+
+    /// `record`, plus `also`: more writes that must commit in the same transaction as the
+    /// op (a photo's upload bookkeeping).
+    pub(crate) fn record_with(
+        &mut self,
+        kind: EntityKind,
+        id: &EntityId,
+        op_kind: OpKind,
+        build: impl FnOnce(Option<&EntityState>, Hlc) -> Result<BTreeMap<String, Value>>,
+        also: impl FnOnce(&Transaction<'_>, &Op) -> Result<()>,
+    ) -> Result<Op> {
         let who = self.require_enrollment()?;
         let tx = self.tx()?;
         let current = local_view(&tx, kind, id.as_str(), &who)?;
@@ -336,6 +347,7 @@ impl Store {
         ])?;
         set_meta(&tx, "next_seq", seq)?;
         set_meta(&tx, "hlc", hlc.0)?;
+        also(&tx, &op)?;
         tx.commit()?;
         Ok(op)
     }

@@ -24,6 +24,8 @@ pub struct SyncReport {
     pub in_sync: Option<bool>,
     /// Device clock minus server clock, in ms.
     pub clock_offset_ms: i64,
+    /// The photo upload queue, which runs after the record ops.
+    pub photos: crate::upload::UploadReport,
 }
 
 impl SyncReport {
@@ -62,6 +64,7 @@ pub async fn sync_once(store: &mut Store, client: &Client, cfg: &Config) -> Resu
     if let Some(t) = server_time {
         report.clock_offset_ms = store.note_sync(t)?;
     }
+    report.photos = crate::upload::run_queue(store, client, cfg).await?;
     Ok(report)
 }
 

@@ -18,10 +18,11 @@ pub enum EntityKind {
     Note,
     PartUsage,
     Conflict,
+    Photo,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 8] = [
+    pub const ALL: [EntityKind; 9] = [
         EntityKind::WorkOrder,
         EntityKind::Customer,
         EntityKind::Site,
@@ -30,6 +31,7 @@ impl EntityKind {
         EntityKind::Note,
         EntityKind::PartUsage,
         EntityKind::Conflict,
+        EntityKind::Photo,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +44,7 @@ impl EntityKind {
             EntityKind::Note => "note",
             EntityKind::PartUsage => "part_usage",
             EntityKind::Conflict => "conflict",
+            EntityKind::Photo => "photo",
         }
     }
 
@@ -59,6 +62,7 @@ impl EntityKind {
             EntityKind::Note => &NOTE,
             EntityKind::PartUsage => &PART_USAGE,
             EntityKind::Conflict => &CONFLICT,
+            EntityKind::Photo => &PHOTO,
         }
     }
 }
@@ -139,6 +143,11 @@ pub enum FieldType {
     Ref(EntityKind),
     /// A content hash of a blob (lowercase hex SHA-256).
     BlobHash,
+    /// The last component of a path as the device knew it: never `.`/`..`, no `/`, `\\`
+    /// or control characters, so nothing that reads it can mistake it for a path.
+    FileName {
+        max_chars: usize,
+    },
     /// Arbitrary JSON; only for system-owned fields.
     Json,
 }
@@ -384,6 +393,54 @@ pub static PART_USAGE: KindSpec = KindSpec {
             Owner::Shared,
             true,
         ),
+        f("voided", FieldType::Bool, Owner::Shared),
+    ],
+};
+
+/// The file types a photo record may hold: camera formats, and PDF for scanned paperwork.
+pub const PHOTO_MIMES: &[&str] = &["image/jpeg", "image/png", "image/heic", "application/pdf"];
+
+/// A photo (or scanned document) attached to a work order. Grow-only like a note: the
+/// bytes live in blob stores under `hash`, and this record is what syncs and lists them.
+pub static PHOTO: KindSpec = KindSpec {
+    kind: EntityKind::Photo,
+    append_only: true,
+    creators: Creators::OrderParticipants,
+    order_link: Some("order_id"),
+    fields: &[
+        fixed(
+            "order_id",
+            FieldType::Ref(EntityKind::WorkOrder),
+            Owner::Shared,
+            true,
+        ),
+        fixed("hash", FieldType::BlobHash, Owner::Shared, true),
+        fixed(
+            "size",
+            FieldType::Int {
+                min: 1,
+                max: crate::limits::PHOTO_SIZE_FIELD_MAX,
+            },
+            Owner::Shared,
+            true,
+        ),
+        fixed("mime", FieldType::Enum(PHOTO_MIMES), Owner::Shared, true),
+        fixed(
+            "name",
+            FieldType::FileName { max_chars: 255 },
+            Owner::Shared,
+            false,
+        ),
+        fixed(
+            "caption",
+            FieldType::Text { max_chars: 1_000 },
+            Owner::Shared,
+            false,
+        ),
+        // Capture time and position from the file's EXIF data, when it has them.
+        fixed("taken_at", FieldType::Time, Owner::Shared, false),
+        fixed("lat", FieldType::Number, Owner::Shared, false),
+        fixed("lon", FieldType::Number, Owner::Shared, false),
         f("voided", FieldType::Bool, Owner::Shared),
     ],
 };

@@ -167,6 +167,22 @@ pub fn check_value(field: &FieldSpec, v: &Value) -> Result<(), String> {
             }
             _ => Err("must be a lowercase hex SHA-256".into()),
         },
+        FieldType::FileName { max_chars } => {
+            let s = v.as_str().ok_or("must be a string")?;
+            if s.is_empty() || s == "." || s == ".." {
+                return Err("must be a file name".into());
+            }
+            if s.chars().count() > max_chars {
+                return Err(format!("is longer than {max_chars} characters"));
+            }
+            if s.contains(['/', '\\']) {
+                return Err("must be a plain file name, without '/' or '\\'".into());
+            }
+            if s.chars().any(char::is_control) {
+                return Err("contains control characters".into());
+            }
+            Ok(())
+        }
         FieldType::Json => Ok(()),
     }
 }
@@ -289,6 +305,40 @@ mod tests {
         assert_eq!(
             code(validate_op(&clear_required, Role::Dispatcher)),
             "invalid_value"
+        );
+    }
+
+    #[test]
+    fn photo_names_cannot_be_paths() {
+        let photo = |name: &str| {
+            op(
+                EntityKind::Photo,
+                OpKind::Create,
+                json!({"order_id": "w1", "hash": "a".repeat(64), "size": 10,
+                       "mime": "image/jpeg", "name": name}),
+            )
+        };
+        assert!(validate_op(&photo("IMG_0001.JPG"), Role::Engineer).is_ok());
+        for bad in ["../x", "/etc/passwd", "a\\b", "x\0y", "..", ""] {
+            assert_eq!(
+                code(validate_op(&photo(bad), Role::Engineer)),
+                "invalid_value",
+                "{bad:?}"
+            );
+        }
+        let mut not_hex = photo("a.jpg");
+        not_hex
+            .fields
+            .insert("hash".into(), json!("../../etc/passwd"));
+        assert_eq!(code(validate_op(&not_hex, Role::Engineer)), "invalid_value");
+        let mut exe = photo("a.jpg");
+        exe.fields
+            .insert("mime".into(), json!("application/x-msdownload"));
+        assert_eq!(code(validate_op(&exe, Role::Engineer)), "invalid_value");
+        let rewrite = op(EntityKind::Photo, OpKind::Set, json!({"caption": "x"}));
+        assert_eq!(
+            code(validate_op(&rewrite, Role::Engineer)),
+            "immutable_field"
         );
     }
 

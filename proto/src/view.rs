@@ -74,6 +74,11 @@ pub struct OrderView {
     pub asset: Option<Map<String, Value>>,
     pub notes: Vec<RecordView>,
     pub parts: Vec<RecordView>,
+    /// Photos and scanned documents, oldest first: `hash`, `size`, `mime` and, when
+    /// known, `name`, `caption`, `taken_at`, `lat`, `lon`. The server adds whether it holds
+    /// the bytes verified (`stored`).
+    #[serde(default)]
+    pub photos: Vec<RecordView>,
     pub conflicts: Vec<ConflictView>,
     /// Per field: `[hlc, device]` of the write that set it, for clients that edit and so
     /// must send the version they saw.
@@ -164,6 +169,7 @@ pub fn order_view<'a>(
         asset: None,
         notes: Vec::new(),
         parts: Vec::new(),
+        photos: Vec::new(),
         conflicts: Vec::new(),
         versions: order
             .fields
@@ -182,6 +188,7 @@ pub fn order_view<'a>(
             EntityKind::Asset if is("asset_id", s) => view.asset = Some(plain(s)),
             EntityKind::Note if linked => view.notes.push(record(s, "order_id")),
             EntityKind::PartUsage if linked => view.parts.push(record(s, "order_id")),
+            EntityKind::Photo if linked => view.photos.push(record(s, "order_id")),
             EntityKind::Conflict if linked => view.conflicts.push(conflict(s)),
             _ => {}
         }
@@ -189,6 +196,8 @@ pub fn order_view<'a>(
     view.notes
         .sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
     view.parts
+        .sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+    view.photos
         .sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
     view.conflicts.sort_by(|a, b| a.id.cmp(&b.id));
     view

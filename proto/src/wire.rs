@@ -13,6 +13,9 @@ use crate::state::EntityState;
 /// Sent by the agent on every sync request; the server refuses any other.
 pub const PROTOCOL_VERSION: u32 = 1;
 pub const PROTOCOL_HEADER: &str = "x-fieldsync-protocol";
+/// On a blob chunk upload: the lowercase hex SHA-256 of this chunk's bytes. The server
+/// checks it before it counts the chunk as held, so a corrupted chunk costs one chunk.
+pub const CHUNK_SHA256_HEADER: &str = "x-fieldsync-chunk-sha256";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,4 +121,22 @@ pub struct CreateOrderRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CreatedResponse {
     pub id: EntityId,
+}
+
+/// `GET /api/v1/blobs/{hash}` and the answer to every chunk upload: how much of a blob the
+/// server holds. `verified: true` is the receipt: the server has all the bytes and they
+/// hash to the name; only then may a device delete its copy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobStatus {
+    pub hash: String,
+    /// The blob's full size, once the server knows it (from the photo record).
+    pub size: Option<u64>,
+    /// Bytes held: the offset the next chunk must start at.
+    pub held: u64,
+    pub verified: bool,
+    /// The largest photo this server accepts.
+    pub size_max: u64,
+    /// When the server stored it, Unix ms (verified blobs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_ms: Option<u64>,
 }

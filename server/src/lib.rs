@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod blobstore;
 pub mod demo;
 pub mod serve;
 pub mod settings;
@@ -23,6 +24,11 @@ pub use store::{SqliteStore, Store};
 /// The store file inside a data dir.
 pub fn db_path(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("fieldsync.db")
+}
+
+/// The blob store (photos) inside a data dir.
+pub fn blobs_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("blobs")
 }
 
 pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
@@ -51,10 +57,13 @@ pub async fn run(
         Some(tls::server_config(data_dir)?)
     };
     let store = open_store(data_dir)?;
+    let blobs = blobstore::BlobStore::open(&blobs_path(data_dir))
+        .with_context(|| format!("opening the blob store in {}", data_dir.display()))?;
     let grace = Duration::from_millis(settings.shutdown_grace_ms);
     let app = api::router(api::AppState {
         store,
         settings: Arc::new(settings),
+        blobs: Arc::new(blobs),
     });
     serve::run(listener, app, tls, shutdown, grace).await?;
     Ok(())

@@ -8,6 +8,10 @@ use anyhow::Context;
 use fieldsync_proto::limits;
 use serde::Deserialize;
 
+/// Default daily photo quota per device: a day of heavy site work (a few hundred
+/// full-size photos) fits; a device stuck re-sending the same bytes does not fill the disk.
+pub const DEVICE_UPLOAD_BYTES_PER_DAY: u64 = 4 * 1024 * 1024 * 1024;
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -21,6 +25,12 @@ pub struct Settings {
     pub session_ttl_ms: u64,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace_ms: u64,
+    /// Largest photo (or scanned document) accepted, in bytes.
+    pub photo_bytes_max: u64,
+    /// Photo bytes one device may send per UTC day.
+    pub device_upload_bytes_per_day: u64,
+    /// Largest chunk in one upload request, in bytes.
+    pub upload_chunk_bytes_max: usize,
 }
 
 impl Default for Settings {
@@ -34,6 +44,9 @@ impl Default for Settings {
             clock_skew_ms_max: limits::CLOCK_SKEW_MS_MAX,
             session_ttl_ms: 12 * 3600 * 1000,
             shutdown_grace_ms: 10_000,
+            photo_bytes_max: limits::PHOTO_BYTES_MAX,
+            device_upload_bytes_per_day: DEVICE_UPLOAD_BYTES_PER_DAY,
+            upload_chunk_bytes_max: limits::UPLOAD_CHUNK_BYTES_MAX,
         }
     }
 }
@@ -62,6 +75,15 @@ pub struct SettingsArgs {
     /// How far ahead of the server clock an op timestamp may be, in ms.
     #[arg(long, env = "FIELDSYNC_CLOCK_SKEW_MS_MAX")]
     pub clock_skew_ms_max: Option<u64>,
+    /// Largest photo accepted, in bytes.
+    #[arg(long, env = "FIELDSYNC_PHOTO_BYTES_MAX")]
+    pub photo_bytes_max: Option<u64>,
+    /// Photo bytes one device may send per UTC day.
+    #[arg(long, env = "FIELDSYNC_DEVICE_UPLOAD_BYTES_PER_DAY")]
+    pub device_upload_bytes_per_day: Option<u64>,
+    /// Largest chunk in one photo upload request, in bytes.
+    #[arg(long, env = "FIELDSYNC_UPLOAD_CHUNK_BYTES_MAX")]
+    pub upload_chunk_bytes_max: Option<usize>,
 }
 
 impl Settings {
@@ -90,7 +112,10 @@ impl Settings {
             push_batch_ops_max,
             pull_page_entities_max,
             request_body_bytes_max,
-            clock_skew_ms_max
+            clock_skew_ms_max,
+            photo_bytes_max,
+            device_upload_bytes_per_day,
+            upload_chunk_bytes_max
         );
         s.check()?;
         Ok(s)
@@ -110,6 +135,11 @@ impl Settings {
         anyhow::ensure!(
             self.pull_page_entities_max > 0,
             "pull_page_entities_max must be positive"
+        );
+        anyhow::ensure!(self.photo_bytes_max > 0, "photo_bytes_max must be positive");
+        anyhow::ensure!(
+            self.upload_chunk_bytes_max > 0,
+            "upload_chunk_bytes_max must be positive"
         );
         Ok(())
     }

@@ -33,10 +33,16 @@ async fn write(app: &AppState, actor: Actor, w: ServerWrite) -> Result<(), ApiEr
 }
 
 async fn order_view(app: &AppState, actor: Actor, id: String) -> Result<OrderView, ApiError> {
-    let store = app.store.clone();
-    tokio::task::spawn_blocking(move || store.order_view(&actor, &id))
-        .await??
-        .ok_or_else(|| ApiError::not_found("no such work order, or it is not assigned to you"))
+    let (store, blobs) = (app.store.clone(), app.blobs.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut view = store.order_view(&actor, &id)?;
+        if let Some(v) = &mut view {
+            super::photos::annotate(&blobs, &mut v.photos);
+        }
+        Ok::<_, crate::store::StoreError>(view)
+    })
+    .await??
+    .ok_or_else(|| ApiError::not_found("no such work order, or it is not assigned to you"))
 }
 
 pub async fn create_order(

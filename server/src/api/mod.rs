@@ -4,6 +4,7 @@
 mod entities;
 mod error;
 mod extract;
+mod photos;
 mod sync;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use crate::store::{Store, UserRecord};
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub settings: Arc<Settings>,
+    pub blobs: Arc<crate::blobstore::BlobStore>,
 }
 
 pub fn now_ms() -> u64 {
@@ -67,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+        .merge(photos::routes())
         .with_state(state)
 }
 

@@ -5,6 +5,7 @@
 //! --workspace` builds them (the agent and server crates have integration tests of their
 //! own, which makes cargo build their binaries first).
 
+pub mod photos;
 pub mod proxy;
 
 use std::io::Write;
@@ -563,6 +564,25 @@ impl Api {
             r = r.header(*k, *v);
         }
         self.send(r)
+    }
+
+    /// A GET whose body is bytes (a photo, a thumbnail): status, headers and body.
+    pub fn get_bytes(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut r = self.http.get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        if let Some(t) = &self.token {
+            r = r.bearer_auth(t);
+        }
+        let resp = r.send().expect("request");
+        let status = resp.status().as_u16();
+        let h = resp.headers().clone();
+        (status, h, resp.bytes().expect("body").to_vec())
     }
 
     /// Create a work order; returns its id.

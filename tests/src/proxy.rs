@@ -7,7 +7,11 @@
 //!   (a lost ack). Needs plain HTTP to see the pattern.
 //! - `set_offline(true)`: accept and immediately close every connection.
 //! - `cut_at_byte(n)`: cut each connection after `n` bytes from client to server.
+//! - `cut_at_offsets(offsets)`: cut whichever connection is carrying the client's byte
+//!   number `offset` (counted over all connections since the last `reset_counters`),
+//!   once per offset: random cuts anywhere in a long upload.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,6 +32,8 @@ struct Shared {
     cuts_left: AtomicUsize,
     cuts_done: AtomicUsize,
     cut_at_byte: AtomicU64,
+    cut_offsets: Mutex<VecDeque<u64>>,
+    offset_cuts_done: AtomicUsize,
 }
 
 pub struct Proxy {
@@ -113,6 +119,19 @@ impl Proxy {
         self.shared.cuts_done.load(Ordering::SeqCst)
     }
 
+    /// Cut the connection carrying each of these client byte offsets (ascending, counted
+    /// from the last counter reset over all connections).
+    pub fn cut_at_offsets(&self, mut offsets: Vec<u64>) {
+        offsets.sort_unstable();
+        *self.shared.cut_offsets.lock().unwrap() = offsets.into();
+        self.shared.offset_cuts_done.store(0, Ordering::SeqCst);
+    }
+
+    /// How many `cut_at_offsets` cuts happened so far.
+    pub fn offset_cuts_done(&self) -> usize {
+        self.shared.offset_cuts_done.load(Ordering::SeqCst)
+    }
+
     /// Cut every new connection after `n` client bytes (0: never).
     pub fn cut_at_byte(&self, n: u64) {
         self.shared.cut_at_byte.store(n, Ordering::Relaxed);
@@ -161,6 +180,19 @@ async fn relay(client: TcpStream, upstream: SocketAddr, sh: Arc<Shared>) {
                 if cut_limit > 0 && sent + n as u64 > cut_limit {
                     chunk = &chunk[..(cut_limit - sent) as usize];
                 }
+                let mut offset_cut = false;
+                {
+                    let mut offsets = sh.cut_offsets.lock().unwrap();
+                    let total = sh.up_bytes.load(Ordering::SeqCst);
+                    if let Some(&at) = offsets.front() {
+                        if total + chunk.len() as u64 >= at {
+                            let keep = at.saturating_sub(total) as usize;
+                            chunk = &chunk[..keep.min(chunk.len())];
+                            offsets.pop_front();
+                            offset_cut = true;
+                        }
+                    }
+                }
                 let pattern = sh.cut_pattern.lock().unwrap().clone();
                 if let Some(p) = pattern {
                     window.extend_from_slice(chunk);
@@ -182,7 +214,11 @@ async fn relay(client: TcpStream, upstream: SocketAddr, sh: Arc<Shared>) {
                     break;
                 }
                 sent += chunk.len() as u64;
-                sh.up_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                sh.up_bytes.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                if offset_cut {
+                    sh.offset_cuts_done.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
                 if cut_limit > 0 && sent >= cut_limit {
                     break;
                 }

@@ -373,23 +373,15 @@ async fn apply_chunk(app: AppState, c: Chunk, body: Body) -> Result<Json<BlobSta
         Ok(o) => o,
         Err(Refuse { error, discard }) => {
             let (b, h, s) = (blobs.clone(), hash.clone(), staged.clone());
-            blocking(move || {
-                if discard {
-                    b.discard(&h)?;
-                } else {
-                    truncate(&b.staging_path(&s), s.held)?;
-                }
-                Ok(())
-            })
-            .await?;
+            blocking(move || drop_chunk(&b, &h, &s, discard)).await?;
             return Err(error);
         }
     };
     let new_held = held + len;
     if let Some(want) = chunk_sha {
         if want != full.chunk {
-            let (b, s) = (blobs.clone(), staged.clone());
-            blocking(move || truncate(&b.staging_path(&s), s.held)).await?;
+            let (b, h, s) = (blobs.clone(), hash.clone(), staged.clone());
+            blocking(move || drop_chunk(&b, &h, &s, false)).await?;
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "chunk_hash_mismatch",
@@ -441,6 +433,22 @@ async fn apply_chunk(app: AppState, c: Chunk, body: Body) -> Result<Json<BlobSta
             format!("the bytes received hash to {got}, not {hash}; nothing was stored"),
         )),
     }
+}
+
+/// Forget a refused chunk: cut the staged file back to what was held before it, or, when
+/// nothing was held (or the upload can never be a photo), throw the staging away so no
+/// empty or partial file is left behind.
+fn drop_chunk(
+    blobs: &crate::blobstore::BlobStore,
+    hash: &str,
+    staged: &Staged,
+    discard: bool,
+) -> Result<(), ApiError> {
+    if discard || staged.held == 0 {
+        blobs.discard(hash)?;
+        return Ok(());
+    }
+    truncate(&blobs.staging_path(staged), staged.held)
 }
 
 fn truncate(path: &std::path::Path, len: u64) -> Result<(), ApiError> {

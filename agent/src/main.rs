@@ -147,9 +147,14 @@ fn data_dir(cli: &Cli) -> PathBuf {
     })
 }
 
+const AGENT_NETWORK_THREADS: usize = 1;
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    // One thread: the agent is I/O bound and should stay small on an old laptop.
-    Ok(tokio::runtime::Builder::new_current_thread()
+    // The calling thread runs the store; one worker drives the network, so a push batch is
+    // on the wire while the previous acknowledgement is folded in. No more: the agent
+    // should stay small on an old laptop.
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(AGENT_NETWORK_THREADS)
         .enable_all()
         .build()?)
 }

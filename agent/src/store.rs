@@ -30,6 +30,7 @@ use crate::error::{AgentError, Result};
 /// still runs.
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_gone_index.sql")),
     (3, include_str!("../migrations/0003_photos.sql")),
 ];
 pub const DB_FILE: &str = "agent.db";
@@ -523,24 +524,37 @@ impl Store {
 
     /// Digest of the confirmed state in scope, comparable with the server's.
     pub fn digest(&self) -> Result<String> {
+        // States are stored as their canonical line and SQLite's default collation orders
+        // bytes like Rust's, so the sorted rows stream straight into the digest.
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT state FROM entities WHERE gone = 0")?;
-        let states: Vec<EntityState> = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .map(|j| parse_state(&j?))
-            .collect::<Result<_>>()?;
-        Ok(scope::digest(&states))
+            .prepare_cached("SELECT state FROM entities WHERE gone = 0 ORDER BY state")?;
+        let mut rows = stmt.query([])?;
+        let mut d = scope::Digester::default();
+        while let Some(row) = rows.next()? {
+            d.line(
+                row.get_ref(0)?
+                    .as_str()
+                    .map_err(|e| corrupt("entity state", e))?,
+            );
+        }
+        Ok(d.finish())
     }
 
     // ----- sync -----
 
     /// The next pending ops to push, oldest first.
     pub fn push_batch(&self, max: usize) -> Result<Vec<Op>> {
+        self.push_batch_after(0, max)
+    }
+
+    /// The next pending ops after `seq`, oldest first: the batch to send while the one
+    /// ending at `seq` is still being acknowledged.
+    pub fn push_batch_after(&self, seq: u64, max: usize) -> Result<Vec<Op>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT op FROM outbox WHERE rejected_code IS NULL ORDER BY seq LIMIT ?1",
+            "SELECT op FROM outbox WHERE rejected_code IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
-        let rows = stmt.query_map([max as i64], |r| r.get::<_, String>(0))?;
+        let rows = stmt.query_map(params![seq as i64, max as i64], |r| r.get::<_, String>(0))?;
         rows.map(|j| parse_op(&j?)).collect()
     }
 
@@ -574,7 +588,9 @@ impl Store {
             if current.is_some() || op.op == OpKind::Create {
                 let applied = apply_op(current.as_ref(), &op, who.device_id, &who.user);
                 save(&tx, &applied.state, false)?;
-                if let Some(order) = order_of(&applied.state) {
+                if let Some(order) =
+                    order_of(&applied.state).filter(|_| op.kind != EntityKind::WorkOrder)
+                {
                     // A record made offline on an order that has since left our scope.
                     tx.prepare_cached(
                         "UPDATE entities SET gone = 1 WHERE kind = ?1 AND id = ?2 AND NOT EXISTS (
@@ -583,10 +599,10 @@ impl Store {
                     .execute(params![op.kind.as_str(), op.id.as_str(), order.as_str()])?;
                 }
             }
-            tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
-                .execute([seq])?;
             out.applied += 1;
         }
+        tx.prepare_cached("DELETE FROM outbox WHERE rejected_code IS NULL AND seq <= ?1")?
+            .execute([resp.acked_seq as i64])?;
         if resp.acked_seq > meta_u64(&tx, "acked_seq")? {
             set_meta(&tx, "acked_seq", resp.acked_seq)?;
         }
@@ -764,6 +780,23 @@ mod tests {
             Some("completed")
         );
         assert_eq!(s.cursor().unwrap(), 3);
+    }
+
+    #[test]
+    fn streamed_digest_equals_the_digest_of_the_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = enrolled(dir.path());
+        let states: Vec<EntityState> = ["w3", "w1", "w20", "w2"]
+            .iter()
+            .map(|id| order(id, "eve"))
+            .collect();
+        s.apply_page(&page(states.clone(), 3)).unwrap();
+        assert_eq!(s.digest().unwrap(), scope::digest(&states));
+        s.apply_page(&page(vec![], 4)).unwrap();
+        let empty: Vec<EntityState> = vec![];
+        let other = Store::open(tempfile::tempdir().unwrap().path()).unwrap();
+        assert_eq!(other.digest().unwrap(), scope::digest(&empty));
+        assert_ne!(s.digest().unwrap(), scope::digest(&states[..3]));
     }
 
     #[test]

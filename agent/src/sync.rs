@@ -8,6 +8,8 @@ use crate::client::Client;
 use crate::config::Config;
 use crate::error::{AgentError, Result};
 use crate::store::Store;
+use fieldsync_proto::wire::PushResponse;
+use fieldsync_proto::Op;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct SyncReport {
@@ -75,17 +77,67 @@ async fn push_all(
     report: &mut SyncReport,
     server_time: &mut Option<u64>,
 ) -> Result<()> {
-    loop {
-        let batch = store.push_batch(cfg.push_batch_ops_max)?;
-        let Some(last) = batch.last().map(|op| op.seq) else {
-            return Ok(());
+    let out = push_pending(store, client, cfg.push_batch_ops_max).await?;
+    report.pushed += out.acked;
+    report.rejected += out.rejected;
+    if out.server_time_ms.is_some() {
+        *server_time = out.server_time_ms;
+    }
+    Ok(())
+}
+
+/// What pushing the outbox did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PushOutcome {
+    /// Ops the server acknowledged, applied or refused.
+    pub acked: u64,
+    pub rejected: u64,
+    pub server_time_ms: Option<u64>,
+}
+
+/// A push request on the wire, and the last op seq it carries.
+type InFlight = (tokio::task::JoinHandle<Result<PushResponse>>, u64);
+
+fn send(client: &Client, batch: Vec<Op>) -> Option<InFlight> {
+    let last = batch.last()?.seq;
+    let client = client.clone();
+    Some((tokio::spawn(async move { client.push(&batch).await }), last))
+}
+
+/// Push every pending op in batches of at most `batch_max`. Batch k+1 goes on the wire as
+/// soon as batch k's acknowledgement arrives, and is in flight while that acknowledgement
+/// is folded into the store, so the server's work and ours overlap. The server has taken
+/// batch k whole before it sees k+1, so its sequence check still holds; if folding fails,
+/// the ops stay pending and the server's idempotence absorbs the resend.
+pub async fn push_pending(
+    store: &mut Store,
+    client: &Client,
+    batch_max: usize,
+) -> Result<PushOutcome> {
+    let mut out = PushOutcome::default();
+    let mut in_flight = send(client, store.push_batch_after(0, batch_max)?);
+    while let Some((request, last)) = in_flight.take() {
+        let resp = request.await.map_err(|e| AgentError::Unreachable {
+            url: client.base().to_owned(),
+            reason: format!("the push was interrupted: {e}"),
+        })??;
+        out.server_time_ms = Some(resp.server_time_ms);
+        let complete = resp.acked_seq >= last;
+        if complete {
+            in_flight = send(client, store.push_batch_after(last, batch_max)?);
+        }
+        let acked = match store.ack(&resp) {
+            Ok(a) => a,
+            Err(e) => {
+                if let Some((next, _)) = in_flight.take() {
+                    next.abort();
+                }
+                return Err(e);
+            }
         };
-        let resp = client.push(&batch).await?;
-        *server_time = Some(resp.server_time_ms);
-        let out = store.ack(&resp)?;
-        report.pushed += (out.applied + out.rejected) as u64;
-        report.rejected += out.rejected as u64;
-        if resp.acked_seq < last {
+        out.acked += (acked.applied + acked.rejected) as u64;
+        out.rejected += acked.rejected as u64;
+        if !complete {
             return Err(AgentError::Server {
                 status: 200,
                 code: "partial_ack".into(),
@@ -96,6 +148,7 @@ async fn push_all(
             });
         }
     }
+    Ok(out)
 }
 
 async fn pull_all(

@@ -81,12 +81,30 @@ pub fn digest<'a>(states: impl IntoIterator<Item = &'a EntityState>) -> String {
         .map(|s| serde_json::to_string(s).expect("entity state serialises"))
         .collect();
     lines.sort_unstable();
-    let mut h = Sha256::new();
+    let mut d = Digester::default();
     for l in &lines {
-        h.update(l.as_bytes());
-        h.update(b"\n");
+        d.line(l);
     }
-    hex::encode(h.finalize())
+    d.finish()
+}
+
+/// The same digest, fed one canonical state line at a time in ascending byte order. Stores
+/// keep each state as exactly that line, so they can stream a sorted query into it instead
+/// of parsing and holding every state.
+#[derive(Default)]
+pub struct Digester {
+    hash: Sha256,
+}
+
+impl Digester {
+    pub fn line(&mut self, canonical_state: &str) {
+        self.hash.update(canonical_state.as_bytes());
+        self.hash.update(b"\n");
+    }
+
+    pub fn finish(self) -> String {
+        hex::encode(self.hash.finalize())
+    }
 }
 
 #[cfg(test)]

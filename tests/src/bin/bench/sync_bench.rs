@@ -213,14 +213,7 @@ fn client_for(store: &Store, url: &str, ca: &[u8], cfg: &Config) -> anyhow::Resu
 #[derive(Default)]
 struct PushStats {
     total: Duration,
-    /// `Store::push_batch`: reading and parsing the outbox.
-    read_outbox: Duration,
-    /// `Client::push`: JSON + gzip, TLS, HTTP/2, the server's work, the response.
-    http: Duration,
-    per_request: Vec<Duration>,
-    /// `Store::ack`: folding acked ops into the confirmed state, deleting outbox rows.
-    ack: Duration,
-    per_ack: Vec<Duration>,
+    requests: usize,
     applied: usize,
     rejected: usize,
 }
@@ -233,52 +226,26 @@ impl PushStats {
                 "ops_per_s",
                 round(n as f64 / self.total.as_secs_f64().max(1e-9), 0),
             )
-            .put("requests", self.per_request.len())
-            .put("agent_read_outbox_s", secs(self.read_outbox))
-            .put("http_push_s", secs(self.http))
-            .put("agent_ack_s", secs(self.ack))
-            .obj("per_request", spread_ms(&self.per_request))
-            .obj("per_ack", spread_ms(&self.per_ack));
+            .put("requests", self.requests);
         o
     }
 }
 
-/// The push half of `sync_once`, step by step (the same public calls), timing each step.
+/// The push half of `sync_once`: the agent's own pipelined push, timed in-process.
 async fn timed_push(
     store: &mut Store,
     client: &Client,
     batch_max: usize,
 ) -> anyhow::Result<PushStats> {
-    let mut s = PushStats::default();
+    let pending = store.pending_count()? as usize;
     let start = Instant::now();
-    loop {
-        let t = Instant::now();
-        let batch = store.push_batch(batch_max)?;
-        s.read_outbox += t.elapsed();
-        let Some(last) = batch.last().map(|op| op.seq) else {
-            break;
-        };
-        let t = Instant::now();
-        let resp = client.push(&batch).await?;
-        let dt = t.elapsed();
-        s.http += dt;
-        s.per_request.push(dt);
-        let t = Instant::now();
-        let out = store.ack(&resp)?;
-        let dt = t.elapsed();
-        s.ack += dt;
-        s.per_ack.push(dt);
-        s.applied += out.applied;
-        s.rejected += out.rejected;
-        if resp.acked_seq < last {
-            anyhow::bail!(
-                "partial ack: the server acked up to {} of a batch ending at {last}",
-                resp.acked_seq
-            );
-        }
-    }
-    s.total = start.elapsed();
-    Ok(s)
+    let out = fieldsync_agent::sync::push_pending(store, client, batch_max).await?;
+    Ok(PushStats {
+        total: start.elapsed(),
+        requests: pending.div_ceil(batch_max),
+        applied: (out.acked - out.rejected) as usize,
+        rejected: out.rejected as usize,
+    })
 }
 
 struct PushRun {
@@ -356,15 +323,11 @@ fn push_run(
     checks.eq(&c("creates_acked"), creates.applied + creates.rejected, n);
     checks.eq(&c("creates_rejected"), creates.rejected, 0);
     checks.eq(&c("creates_pending_after_push"), store.pending_count()?, 0);
-    checks.eq(
-        &c("creates_requests"),
-        creates.per_request.len(),
-        n.div_ceil(batch),
-    );
+    checks.eq(&c("creates_requests"), creates.requests, n.div_ceil(batch));
     progress(format!(
         "  pushed {n} creates in {:.3} s ({} requests)",
         creates.total.as_secs_f64(),
-        creates.per_request.len()
+        creates.requests
     ));
 
     let t = Instant::now();
@@ -394,7 +357,7 @@ fn push_run(
     progress(format!(
         "  pushed {n} edits in {:.3} s ({} requests)",
         edits.total.as_secs_f64(),
-        edits.per_request.len()
+        edits.requests
     ));
 
     let t = Instant::now();
@@ -883,7 +846,9 @@ pub fn run(args: &Args) -> anyhow::Result<(Obj, bool)> {
         .with_context(|| format!("creating a temp dir in {}", parent.display()))?;
     let base = tmp.path().to_owned();
     progress(format!("data dirs under {}", base.display()));
-    let rt = tokio::runtime::Builder::new_current_thread()
+    // Like the agent's: the store on this thread, one worker for the network.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()?;
     let mut checks = Checks::default();
@@ -1088,7 +1053,7 @@ pub fn run(args: &Args) -> anyhow::Result<(Obj, bool)> {
     o.obj("machine", harness::machine(&base));
 
     let mut notes = vec![
-        "push_*_s: the push half of sync_once (push_batch, Client::push, ack until the outbox is empty), timed in-process; the pull-back that sync_once would do next is reported separately (breakdown.push_run_*.dispatcher_sync_pull_back_*)".to_owned(),
+        "push_*_s: the push half of sync_once (sync::push_pending: pipelined batches until the outbox is empty), timed in-process; the pull-back that sync_once would do next is reported separately (breakdown.push_run_*.dispatcher_sync_pull_back_*)".to_owned(),
         "pull_10k_orders_fresh_device_s: the whole first sync_once of a fresh engineer device (pull pages, digest check, note_sync)".to_owned(),
         "edit_wire_*: bytes through a TCP relay in the 'wire' run (same workload as 'main'), TLS end to end".to_owned(),
         "agent_peak_rss_*: VmHWM of the real fieldsync process (`fieldsync sync --json`), sampled every 2 ms; the dispatcher run pushes n creates and pulls back everything on the server".to_owned(),

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fieldsync_proto::apply::apply_op;
 use fieldsync_proto::scope::{self, order_of, order_refs};
@@ -67,13 +68,27 @@ pub struct AckOutcome {
 pub struct Store {
     conn: Connection,
     dir: PathBuf,
+    clock: Arc<dyn Clock>,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// Where the store reads wall-clock time (op timestamps, clock observation, bookkeeping).
+/// The system clock in the agent; the simulation harness passes its own, so it can run
+/// devices whose clocks are skewed by hours and jump.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> u64;
+}
+
+/// The machine's clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> AgentError {
@@ -147,6 +162,11 @@ fn pending_ops(conn: &Connection, filter: &str, arg: &[&dyn rusqlite::ToSql]) ->
 impl Store {
     /// Open (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store> {
+        Store::open_with_clock(dir, Arc::new(SystemClock))
+    }
+
+    /// `open`, reading time from `clock` instead of the system clock.
+    pub fn open_with_clock(dir: &Path, clock: Arc<dyn Clock>) -> Result<Store> {
         std::fs::create_dir_all(dir).map_err(|e| {
             AgentError::Config(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
@@ -165,6 +185,7 @@ impl Store {
         Ok(Store {
             conn,
             dir: dir.to_owned(),
+            clock,
         })
     }
 
@@ -229,17 +250,18 @@ impl Store {
             std::fs::write(self.dir.join(CA_FILE), pem)
                 .map_err(|e| AgentError::Config(format!("cannot save the CA certificate: {e}")))?;
         }
+        let wall = Arc::clone(&self.clock);
         let tx = self.tx()?;
         set_meta(&tx, "device_id", resp.device_id)?;
         set_meta(&tx, "server", server)?;
         set_meta(&tx, "user", &resp.user)?;
         set_meta(&tx, "role", resp.role.as_str())?;
         set_meta(&tx, "token", &resp.token)?;
-        set_meta(&tx, "enrolled_ms", now_ms())?;
+        set_meta(&tx, "enrolled_ms", wall.now_ms())?;
         // Start our clock no earlier than the server's, so a slow device clock cannot
         // stamp our first ops before everything already on the server.
         let mut clock = HlcClock::new(Hlc(meta_u64(&tx, "hlc")?));
-        clock.observe(Hlc::from_millis(resp.server_time_ms), now_ms());
+        clock.observe(Hlc::from_millis(resp.server_time_ms), wall.now_ms());
         set_meta(&tx, "hlc", clock.last().0)?;
         tx.commit()?;
         Ok(())
@@ -275,6 +297,7 @@ impl Store {
         also: impl FnOnce(&Transaction<'_>, &Op) -> Result<()>,
     ) -> Result<Op> {
         let who = self.require_enrollment()?;
+        let wall = Arc::clone(&self.clock);
         let tx = self.tx()?;
         let current = local_view(&tx, kind, id.as_str(), &who)?;
         match (op_kind, &current) {
@@ -296,7 +319,7 @@ impl Store {
             }
         }
         let mut clock = HlcClock::new(Hlc(meta_u64(&tx, "hlc")?));
-        let hlc = clock.tick(now_ms());
+        let hlc = clock.tick(wall.now_ms());
         let fields = build(current.as_ref(), hlc)?;
         let base = match (&current, op_kind) {
             (Some(cur), OpKind::Set) => fields
@@ -344,7 +367,7 @@ impl Store {
             id.as_str(),
             op.order_link().map(|o| o.0),
             serde_json::to_string(&op).expect("op serialises"),
-            now_ms() as i64
+            wall.now_ms() as i64
         ])?;
         set_meta(&tx, "next_seq", seq)?;
         set_meta(&tx, "hlc", hlc.0)?;
@@ -614,6 +637,7 @@ impl Store {
     /// Apply one pull page: states are joined in, entities that left the scope are dropped
     /// unless our own pending ops still need them, and the cursor and clock advance.
     pub fn apply_page(&mut self, page: &PullPage) -> Result<()> {
+        let wall = Arc::clone(&self.clock);
         let tx = self.tx()?;
         for incoming in &page.entities {
             let merged = match load(&tx, incoming.kind, incoming.id.as_str())? {
@@ -637,7 +661,7 @@ impl Store {
             set_meta(&tx, "cursor", page.cursor)?;
         }
         let mut clock = HlcClock::new(Hlc(meta_u64(&tx, "hlc")?));
-        clock.observe(page.hlc, now_ms());
+        clock.observe(page.hlc, wall.now_ms());
         set_meta(&tx, "hlc", clock.last().0)?;
         tx.commit()?;
         Ok(())
@@ -645,7 +669,7 @@ impl Store {
 
     /// After a sync: when it ended and how far the device clock is from the server's.
     pub fn note_sync(&mut self, server_time_ms: u64) -> Result<i64> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let offset = now as i64 - server_time_ms as i64;
         let tx = self.tx()?;
         set_meta(&tx, "last_sync_ms", now)?;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fieldsync_proto::wire::{
-    BlobStatus, DigestResponse, EnrollRequest, EnrollResponse, PullPage, PushResponse,
-    CHUNK_SHA256_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION,
+    BlobStatus, DigestResponse, EnrollRequest, EnrollResponse, HelloResponse, PullPage,
+    PushResponse, CHUNK_SHA256_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION,
 };
 use fieldsync_proto::{ErrorBody, Op};
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
@@ -202,6 +202,11 @@ impl Client {
             &format!("/api/v1/sync/pull?cursor={cursor}&limit={limit}"),
         );
         self.send(r).await
+    }
+
+    pub async fn hello(&self) -> Result<HelloResponse> {
+        self.send(self.request(reqwest::Method::GET, "/api/v1/sync/hello"))
+            .await
     }
 
     pub async fn digest(&self) -> Result<DigestResponse> {

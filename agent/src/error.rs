@@ -38,6 +38,8 @@ pub enum AgentError {
     },
     #[error("{0}")]
     Config(String),
+    #[error("{0}")]
+    RolledBackTooFar(String),
     #[error("photo store: {0}")]
     Blob(#[from] crate::blob::BlobError),
 }

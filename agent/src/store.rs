@@ -33,7 +33,11 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_gone_index.sql")),
     (3, include_str!("../migrations/0003_photos.sql")),
+    (4, include_str!("../migrations/0004_resend_log.sql")),
 ];
+/// How long acknowledged ops are kept for re-sending after a server restore: a restore
+/// from a backup older than this cannot be fully repaired from this device.
+pub const RESEND_LOG_KEEP_MS: u64 = 90 * 24 * 3600 * 1000;
 pub const DB_FILE: &str = "agent.db";
 pub const CA_FILE: &str = "ca.pem";
 
@@ -137,7 +141,7 @@ fn save(conn: &Connection, state: &EntityState, in_scope: bool) -> Result<()> {
     let json = serde_json::to_string(state).expect("entity state serialises");
     let sql = if in_scope {
         "INSERT INTO entities (kind, id, order_id, state, gone) VALUES (?1, ?2, ?3, ?4, 0)
-         ON CONFLICT (kind, id) DO UPDATE SET order_id = excluded.order_id, state = excluded.state, gone = 0"
+         ON CONFLICT (kind, id) DO UPDATE SET order_id = excluded.order_id, state = excluded.state, gone = 0, stale = 0"
     } else {
         "INSERT INTO entities (kind, id, order_id, state, gone) VALUES (?1, ?2, ?3, ?4, 0)
          ON CONFLICT (kind, id) DO UPDATE SET order_id = excluded.order_id, state = excluded.state"
@@ -585,6 +589,7 @@ impl Store {
     /// others are folded into the confirmed state and leave the outbox.
     pub fn ack(&mut self, resp: &PushResponse) -> Result<AckOutcome> {
         let who = self.require_enrollment()?;
+        let wall = Arc::clone(&self.clock);
         let tx = self.tx()?;
         let rows: Vec<(i64, String)> = {
             let mut stmt = tx.prepare_cached(
@@ -624,8 +629,17 @@ impl Store {
             }
             out.applied += 1;
         }
+        let now = wall.now_ms();
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO sent_log (seq, kind, id, order_id, op, created_ms, acked_ms)
+             SELECT seq, kind, id, order_id, op, created_ms, ?2 FROM outbox
+             WHERE rejected_code IS NULL AND seq <= ?1",
+        )?
+        .execute(params![resp.acked_seq as i64, now as i64])?;
         tx.prepare_cached("DELETE FROM outbox WHERE rejected_code IS NULL AND seq <= ?1")?
             .execute([resp.acked_seq as i64])?;
+        tx.prepare_cached("DELETE FROM sent_log WHERE acked_ms < ?1")?
+            .execute([now.saturating_sub(RESEND_LOG_KEEP_MS) as i64])?;
         if resp.acked_seq > meta_u64(&tx, "acked_seq")? {
             set_meta(&tx, "acked_seq", resp.acked_seq)?;
         }
@@ -656,6 +670,12 @@ impl Store {
                     .execute([gone.id.as_str()])?;
             }
         }
+        if !page.more && meta_u64(&tx, "repull_after_rollback")? == 1 {
+            // The full pull since the rollback is complete: what it did not deliver again
+            // is no longer on the server.
+            tx.execute("UPDATE entities SET gone = 1 WHERE stale = 1", [])?;
+            set_meta(&tx, "repull_after_rollback", 0)?;
+        }
         purge_gone(&tx)?;
         if page.cursor > meta_u64(&tx, "cursor")? {
             set_meta(&tx, "cursor", page.cursor)?;
@@ -665,6 +685,64 @@ impl Store {
         set_meta(&tx, "hlc", clock.last().0)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Check the server's history against ours at the start of a sync. A new epoch, or
+    /// fewer of our ops than the server once acknowledged, means it was restored from a
+    /// backup: the ops it lost go back in the outbox (refused ones too, to keep the
+    /// sequence whole), and the next pull starts from the beginning. Returns how many ops
+    /// will be sent again.
+    pub fn check_server_history(&mut self, epoch: u64, server_acked: u64) -> Result<u64> {
+        let tx = self.tx()?;
+        let known = meta_u64(&tx, "server_epoch")?;
+        let acked = meta_u64(&tx, "acked_seq")?;
+        if known == epoch && server_acked >= acked {
+            return Ok(0);
+        }
+        if known == 0 && server_acked >= acked {
+            // First contact since this was recorded (an older agent or a new enrollment).
+            set_meta(&tx, "server_epoch", epoch)?;
+            tx.commit()?;
+            return Ok(0);
+        }
+        let missing_from = server_acked + 1;
+        let logged_from: Option<i64> = tx
+            .query_row(
+                "SELECT MIN(seq) FROM (SELECT seq FROM sent_log WHERE seq >= ?1
+                 UNION ALL SELECT seq FROM outbox WHERE seq >= ?1)",
+                [missing_from as i64],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        if acked > server_acked && logged_from != Some(missing_from as i64) {
+            return Err(AgentError::RolledBackTooFar(format!(
+                "the server was restored to a point before op {missing_from} of this device, \
+                 older than this device's log of sent ops (kept {} days); ask an administrator \
+                 to restore a newer backup",
+                RESEND_LOG_KEEP_MS / (24 * 3600 * 1000)
+            )));
+        }
+        let resent = tx.execute(
+            "INSERT OR IGNORE INTO outbox (seq, kind, id, order_id, op, created_ms)
+             SELECT seq, kind, id, order_id, op, created_ms FROM sent_log WHERE seq > ?1",
+            [server_acked as i64],
+        )? + tx.execute(
+            "UPDATE outbox SET rejected_code = NULL, rejected_message = NULL
+             WHERE seq > ?1 AND rejected_code IS NOT NULL",
+            [server_acked as i64],
+        )?;
+        tx.execute("DELETE FROM sent_log WHERE seq > ?1", [server_acked as i64])?;
+        tx.execute("UPDATE entities SET stale = 1", [])?;
+        set_meta(&tx, "repull_after_rollback", 1)?;
+        set_meta(&tx, "cursor", 0)?;
+        set_meta(&tx, "acked_seq", server_acked)?;
+        set_meta(&tx, "server_epoch", epoch)?;
+        tx.commit()?;
+        tracing::warn!(
+            "the server's history was rolled back (epoch {known} -> {epoch}, it holds our ops up to {server_acked}); {resent} ops will be sent again"
+        );
+        Ok(resent as u64)
     }
 
     /// After a sync: when it ended and how far the device clock is from the server's.

@@ -24,6 +24,8 @@ pub struct SyncReport {
     /// Whether the local state equals the server's for this device's scope; null when it
     /// could not be checked (ops still pending, or the server moved on meanwhile).
     pub in_sync: Option<bool>,
+    /// Ops sent again because the server was restored from a backup that lacked them.
+    pub resent_after_rollback: u64,
     /// Device clock minus server clock, in ms.
     pub clock_offset_ms: i64,
     /// The photo upload queue, which runs after the record ops.
@@ -48,7 +50,9 @@ impl SyncReport {
 /// returned after.
 pub async fn sync_once(store: &mut Store, client: &Client, cfg: &Config) -> Result<SyncReport> {
     let mut report = SyncReport::default();
-    let mut server_time = None;
+    let hello = client.hello().await?;
+    report.resent_after_rollback = store.check_server_history(hello.epoch, hello.acked_seq)?;
+    let mut server_time = Some(hello.server_time_ms);
     let push_result = push_all(store, client, cfg, &mut report, &mut server_time).await;
     if let Err(AgentError::Unreachable { .. } | AgentError::Unauthorized(_)) = &push_result {
         return push_result.map(|_| report);

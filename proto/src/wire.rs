@@ -92,6 +92,18 @@ pub struct PullPage<E = EntityState> {
     pub server_time_ms: u64,
 }
 
+/// `GET /api/v1/sync/hello`, first in every sync round: which history of the database
+/// the server is on, and how far it has this device's ops. A different epoch, or fewer of
+/// our ops than it once acknowledged, means the server was restored from a backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloResponse {
+    pub protocol: u32,
+    pub epoch: u64,
+    /// The last of this device's ops the server holds.
+    pub acked_seq: u64,
+    pub server_time_ms: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DigestResponse {
     pub entities: u64,

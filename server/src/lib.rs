@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod blobstore;
 pub mod demo;
 pub mod serve;
@@ -48,6 +49,8 @@ pub async fn run(
     mut settings: Settings,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // Held while serving, so `restore` cannot swap the database out from under us.
+    let _lock = backup::DataDirLock::acquire(data_dir)?;
     let local = listener.local_addr()?;
     settings.listen = local;
     settings.check()?;

@@ -52,6 +52,23 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Write a consistent copy of the database to FILE; safe while the server is serving.
+    Backup {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Where to write the backup (must not exist yet).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replace the database with a backup. Stop the server first. The replaced database is
+    /// kept beside it, and agents re-send whatever the backup lacks on their next sync.
+    Restore {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The backup file to restore.
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// A server with TLS, users and demo data, printing what to try next.
     Demo {
         #[command(flatten)]
@@ -150,6 +167,17 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let dir = dir.get();
             let settings = Settings::load(&dir, &settings)?;
             serve(dir, settings, None)?;
+        }
+        Command::Backup { dir, out } => {
+            let summary = fieldsync_server::backup::backup(&dir.get(), &out)?;
+            println!("{}", serde_json::to_string(&summary)?);
+        }
+        Command::Restore { dir, from } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as u64;
+            let summary = fieldsync_server::backup::restore(&dir.get(), &from, now)?;
+            println!("{}", serde_json::to_string(&summary)?);
         }
         Command::Demo { dir, listen } => {
             let dir = dir

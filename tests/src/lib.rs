@@ -7,6 +7,7 @@
 
 pub mod photos;
 pub mod proxy;
+pub mod sim;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -313,6 +314,7 @@ fn strip_ansi(s: &str) -> String {
 }
 
 /// The `fieldsync` agent CLI on one data dir.
+#[derive(Clone)]
 pub struct Agent {
     pub dir: PathBuf,
     /// Sent as `FIELDSYNC_SERVER` when set, e.g. a proxy's URL.

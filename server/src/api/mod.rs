@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sync/push", post(sync::push))
         .route("/api/v1/sync/pull", get(sync::pull))
         .route("/api/v1/sync/digest", get(sync::digest))
+        .route("/api/v1/sync/hello", get(sync::hello))
         .route(
             "/api/v1/work-orders",
             post(entities::create_order).get(entities::list_orders),

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use fieldsync_proto::wire::{
-    DigestResponse, PushRequest, PushResponse, PROTOCOL_HEADER, PROTOCOL_VERSION,
+    DigestResponse, HelloResponse, PushRequest, PushResponse, PROTOCOL_HEADER, PROTOCOL_VERSION,
 };
 use fieldsync_proto::DeviceId;
 use serde::Deserialize;
@@ -122,6 +122,23 @@ pub async fn digest(
     Ok(Json(
         tokio::task::spawn_blocking(move || store.digest(&actor)).await??,
     ))
+}
+
+pub async fn hello(
+    State(app): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+) -> Result<Json<HelloResponse>, ApiError> {
+    check_protocol(&headers)?;
+    let device = device_of(&auth)?;
+    let store = app.store.clone();
+    let (epoch, acked_seq) = tokio::task::spawn_blocking(move || store.hello(device)).await??;
+    Ok(Json(HelloResponse {
+        protocol: PROTOCOL_VERSION,
+        epoch,
+        acked_seq,
+        server_time_ms: now_ms(),
+    }))
 }
 
 pub async fn revoke(

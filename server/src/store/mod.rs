@@ -121,6 +121,8 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<PullPage<Box<RawValue>>, StoreError>;
     fn digest(&self, actor: &Actor) -> Result<DigestResponse, StoreError>;
+    /// The database's epoch and the last op of `device` it holds.
+    fn hello(&self, device: DeviceId) -> Result<(u64, u64), StoreError>;
     /// Write through the API. `Ok(Err(_))` is a refusal of the write itself.
     fn server_write(
         &self,

@@ -23,7 +23,10 @@ use serde_json::Value;
 use super::{Actor, ServerWrite, Store, StoreError, TokenStatus, UserRecord};
 
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_epoch.sql"),
+];
 /// Idle reader connections kept open.
 const READER_POOL_CONNECTIONS_MAX: usize = 8;
 /// Orders returned by one list request.
@@ -804,6 +807,17 @@ impl Store for SqliteStore {
                 }
             }
             Ok(page)
+        })
+    }
+
+    fn hello(&self, device: DeviceId) -> Result<(u64, u64), StoreError> {
+        self.read(|c| {
+            let acked: i64 = c
+                .prepare_cached("SELECT acked_seq FROM devices WHERE id = ?1")?
+                .query_row([device], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            Ok((meta(c, "epoch")?, acked as u64))
         })
     }
 

@@ -37,8 +37,9 @@ pub struct ChunkUpload<'a> {
     pub offset: u64,
     pub body: reqwest::Body,
     pub len: u64,
-    /// Lowercase hex SHA-256 of this chunk's bytes.
-    pub sha256: &'a str,
+    /// Lowercase hex SHA-256 of this chunk's bytes, for the server to check the chunk
+    /// on its own.
+    pub sha256: Option<&'a str>,
     /// For the whole request: a rate-limited chunk takes longer than a normal one.
     pub timeout: Duration,
 }
@@ -125,6 +126,11 @@ impl Client {
 
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// Whether requests go over TLS, which authenticates every byte in transit.
+    pub fn is_tls(&self) -> bool {
+        self.base.starts_with("https://")
     }
 
     pub fn with_progress(mut self, progress: Arc<dyn crate::upload::Progress>) -> Client {
@@ -226,7 +232,7 @@ impl Client {
         &self,
         c: ChunkUpload<'_>,
     ) -> Result<std::result::Result<BlobStatus, Refusal>> {
-        let r = self
+        let mut r = self
             .request(
                 reqwest::Method::PUT,
                 &format!(
@@ -236,9 +242,11 @@ impl Client {
             )
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(reqwest::header::CONTENT_LENGTH, c.len)
-            .header(CHUNK_SHA256_HEADER, c.sha256)
-            .timeout(c.timeout)
-            .body(c.body);
+            .timeout(c.timeout);
+        if let Some(sha) = c.sha256 {
+            r = r.header(CHUNK_SHA256_HEADER, sha);
+        }
+        let r = r.body(c.body);
         let resp = r.send().await.map_err(|e| self.unreachable(e))?;
         let status = resp.status();
         if status.is_success() || status == reqwest::StatusCode::UNAUTHORIZED {

@@ -98,8 +98,11 @@ impl BlobStore {
         let mut conn = Connection::open(root.join("index.db"))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // `held` is reported to devices as durable: it must survive a power cut.
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // Progress of unfinished uploads survives a server crash (WAL, NORMAL) but not
+        // necessarily a power cut; `staged` and the final hash check catch what a power
+        // cut loses, and the device, which keeps its copy until verified, re-sends it.
+        // What is verified is durable by fsync (`finish`), not by this database.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         let have: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(have) {
             let tx = conn.transaction()?;
@@ -180,7 +183,25 @@ impl BlobStore {
         }
     }
 
+    /// The upload in progress for `hash`. One whose file holds fewer bytes than its row
+    /// says (a power cut before the page cache reached the disk) is thrown away: it
+    /// starts again from zero rather than from bytes the server no longer has.
     pub fn staged(&self, hash: &str) -> R<Option<Staged>> {
+        let staged = self.staged_row(hash)?;
+        if let Some(s) = &staged {
+            let len = fs::metadata(self.staging_path(s))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            if len < s.held {
+                tracing::warn!(%hash, held = s.held, len, "staged upload lost bytes: restarting it");
+                self.discard(hash)?;
+                return Ok(None);
+            }
+        }
+        Ok(staged)
+    }
+
+    fn staged_row(&self, hash: &str) -> R<Option<Staged>> {
         let conn = self.index.lock().expect("blob index");
         let staged = conn
             .prepare_cached("SELECT name, size, held FROM staging WHERE hash = ?1")?
@@ -225,18 +246,22 @@ impl BlobStore {
         Ok(staged)
     }
 
-    /// Record that the first `held` bytes of `hash` are durable and checked.
-    pub fn set_held(&self, hash: &str, held: u64) -> R<()> {
-        let conn = self.index.lock().expect("blob index");
-        conn.prepare_cached("UPDATE staging SET held = ?2, updated_ms = ?3 WHERE hash = ?1")?
+    /// Record, in one commit, that the first `held` bytes of `hash` are written and
+    /// checked, and that `device` sent `bytes` more today.
+    pub fn chunk_done(&self, hash: &str, held: u64, device: u32, day: u64, bytes: u64) -> R<()> {
+        let mut conn = self.index.lock().expect("blob index");
+        let tx = conn.transaction()?;
+        tx.prepare_cached("UPDATE staging SET held = ?2, updated_ms = ?3 WHERE hash = ?1")?
             .execute(params![hash, held as i64, now_ms() as i64])?;
+        add_quota(&tx, device, day, bytes)?;
+        tx.commit()?;
         Ok(())
     }
 
     /// Throw a staged upload away: the file, its row and its running hash.
     pub fn discard(&self, hash: &str) -> R<()> {
         self.forget_hasher(hash);
-        if let Some(s) = self.staged(hash)? {
+        if let Some(s) = self.staged_row(hash)? {
             let _ = fs::remove_file(self.staging_path(&s));
         }
         let conn = self.index.lock().expect("blob index");
@@ -275,15 +300,7 @@ impl BlobStore {
 
     pub fn add_quota(&self, device: u32, day: u64, bytes: u64) -> R<()> {
         let conn = self.index.lock().expect("blob index");
-        conn.prepare_cached(
-            "INSERT INTO quota (device, day, bytes) VALUES (?1, ?2, ?3)
-             ON CONFLICT (device, day) DO UPDATE SET bytes = bytes + excluded.bytes",
-        )?
-        .execute(params![device, day as i64, bytes as i64])?;
-        // Yesterday's and older counts no longer matter.
-        conn.prepare_cached("DELETE FROM quota WHERE day < ?1")?
-            .execute([day as i64 - 1])?;
-        Ok(())
+        add_quota(&conn, device, day, bytes)
     }
 
     /// The lock one upload of `hash` holds, so two requests never write the same staging
@@ -389,6 +406,18 @@ impl BlobStore {
     }
 }
 
+fn add_quota(conn: &Connection, device: u32, day: u64, bytes: u64) -> R<()> {
+    conn.prepare_cached(
+        "INSERT INTO quota (device, day, bytes) VALUES (?1, ?2, ?3)
+         ON CONFLICT (device, day) DO UPDATE SET bytes = bytes + excluded.bytes",
+    )?
+    .execute(params![device, day as i64, bytes as i64])?;
+    // Yesterday's and older counts no longer matter.
+    conn.prepare_cached("DELETE FROM quota WHERE day < ?1")?
+        .execute([day as i64 - 1])?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,7 +435,7 @@ mod tests {
             "server-chosen name"
         );
         fs::write(store.staging_path(&s), &data[..5]).unwrap();
-        store.set_held(&hash, 5).unwrap();
+        store.chunk_done(&hash, 5, 1, 100, 5).unwrap();
         let s = store.staged(&hash).unwrap().unwrap();
         assert_eq!(s.held, 5);
         let h = store.hasher(&hash, &s).unwrap();
@@ -426,6 +455,19 @@ mod tests {
             store.verified("../etc"),
             Err(BlobStoreError::BadHash)
         ));
+        assert_eq!(store.quota_used(1, 100).unwrap(), 5);
+    }
+
+    #[test]
+    fn a_staged_file_shorter_than_recorded_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let hash = "cd".repeat(32);
+        let s = store.begin(&hash, 100, 1).unwrap();
+        fs::write(store.staging_path(&s), [1u8; 10]).unwrap();
+        store.chunk_done(&hash, 50, 1, 100, 50).unwrap();
+        assert_eq!(store.staged(&hash).unwrap(), None, "lost bytes: from zero");
+        assert_eq!(store.counts().unwrap(), (0, 0));
     }
 
     #[test]

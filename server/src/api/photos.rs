@@ -21,7 +21,7 @@ use fieldsync_proto::{EntityId, EntityKind, EntityState, Role};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncSeekExt;
 
 use super::{now_ms, ApiError, AppState, Auth};
 use crate::blobstore::{is_hash, BlobStoreError, Staged};
@@ -30,8 +30,8 @@ use crate::store::Actor;
 /// How long a chunk waits for another request on the same blob (typically the one a cut
 /// connection left behind, which ends as soon as the server notices the cut).
 const UPLOAD_LOCK_WAIT_MS: u64 = 5_000;
-/// Bytes buffered before they are written to the staging file.
-const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+/// Bytes gathered before they are hashed and written to the staging file, per upload.
+const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 /// Thumbnail sizes (longer side, pixels).
 const THUMB_PX_DEFAULT: u32 = 256;
 const THUMB_PX_MIN: u32 = 16;
@@ -364,24 +364,31 @@ async fn apply_chunk(app: AppState, c: Chunk, body: Body) -> Result<Json<BlobSta
         len,
         full,
         (held == 0).then_some(mime.as_str()),
+        chunk_sha.is_some(),
     )
     .await;
-    let (b, received) = (blobs.clone(), outcome.as_ref().map(|o| o.1).unwrap_or(len));
     // Every byte that arrived counts against the quota, kept or not.
-    let _ = blocking(move || Ok(b.add_quota(device, day, received)?)).await;
-    let (full, _) = match outcome {
+    let full = match outcome {
         Ok(o) => o,
         Err(Refuse { error, discard }) => {
             let (b, h, s) = (blobs.clone(), hash.clone(), staged.clone());
-            blocking(move || drop_chunk(&b, &h, &s, discard)).await?;
+            blocking(move || {
+                b.add_quota(device, day, len)?;
+                drop_chunk(&b, &h, &s, discard)
+            })
+            .await?;
             return Err(error);
         }
     };
     let new_held = held + len;
     if let Some(want) = chunk_sha {
-        if want != full.chunk {
+        if Some(want) != full.chunk {
             let (b, h, s) = (blobs.clone(), hash.clone(), staged.clone());
-            blocking(move || drop_chunk(&b, &h, &s, false)).await?;
+            blocking(move || {
+                b.add_quota(device, day, len)?;
+                drop_chunk(&b, &h, &s, false)
+            })
+            .await?;
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "chunk_hash_mismatch",
@@ -395,13 +402,11 @@ async fn apply_chunk(app: AppState, c: Chunk, body: Body) -> Result<Json<BlobSta
     let whole = full.whole;
     let done = new_held == size;
     let result = blocking(move || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(b.staging_path(&s))
-            .and_then(|f| f.sync_data())
-            .map_err(BlobStoreError::from)?;
+        // No fsync per chunk: a chunk's bytes only need to outlive a server crash (the
+        // page cache does that); a power cut is caught by `staged` and the final hash.
+        // The blob is fsynced once, in `finish`, before it counts as verified.
+        b.chunk_done(&h, new_held, device, day, len)?;
         if !done {
-            b.set_held(&h, new_held)?;
             b.keep_hasher(&h, new_held, whole);
             return Ok(None);
         }
@@ -463,7 +468,8 @@ fn truncate(path: &std::path::Path, len: u64) -> Result<(), ApiError> {
 
 struct Hashes {
     whole: Sha256,
-    chunk: String,
+    /// Of this chunk alone, when asked for.
+    chunk: Option<String>,
 }
 
 struct Refuse {
@@ -483,27 +489,72 @@ impl From<ApiError> for Refuse {
 
 /// Stream the request body into the staging file after what is held, hashing as it goes.
 /// `sniff_as`: this is the blob's first chunk, whose first bytes must be of that type.
+/// `chunk_hash`: also hash this chunk on its own (the client sent its hash to check).
+///
+/// Bytes are gathered into batches; while one batch is hashed and written on a blocking
+/// thread, the next is received, so network, hashing and disk overlap.
 async fn receive(
     blobs: &Arc<crate::blobstore::BlobStore>,
     staged: &Staged,
     body: Body,
     len: u64,
-    mut whole: Sha256,
+    whole: Sha256,
     sniff_as: Option<&str>,
-) -> Result<(Hashes, u64), Refuse> {
+    chunk_hash: bool,
+) -> Result<Hashes, Refuse> {
     let io = |e: std::io::Error| Refuse::from(ApiError::from(BlobStoreError::Io(e)));
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .open(blobs.staging_path(staged))
-        .await
-        .map_err(io)?;
-    // Whatever a cut request left past `held` is not ours to keep.
-    file.set_len(staged.held).await.map_err(io)?;
-    file.seek(std::io::SeekFrom::Start(staged.held))
-        .await
-        .map_err(io)?;
-    let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
-    let mut chunk = Sha256::new();
+    let path = blobs.staging_path(staged);
+    let held = staged.held;
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let f = std::fs::OpenOptions::new().write(true).open(path)?;
+        // Whatever a cut request left past `held` is not ours to keep.
+        f.set_len(held)?;
+        Ok(f)
+    })
+    .await
+    .map_err(|e| Refuse::from(ApiError::from(e)))?
+    .map_err(io)?;
+    let file = Arc::new(file);
+    type Job = tokio::task::JoinHandle<std::io::Result<(Sha256, Option<Sha256>)>>;
+    let mut pending: Option<Job> = None;
+    let mut hashers = Some((whole, chunk_hash.then(Sha256::new)));
+    let mut at = held;
+    let mut batch: Vec<u8> = Vec::with_capacity(WRITE_BUFFER_BYTES);
+    // Hand `batch` to a blocking thread once the previous batch is done.
+    async fn flush(
+        file: &Arc<std::fs::File>,
+        pending: &mut Option<Job>,
+        hashers: &mut Option<(Sha256, Option<Sha256>)>,
+        batch: &mut Vec<u8>,
+        at: &mut u64,
+    ) -> Result<(), Refuse> {
+        let (mut whole, mut chunk) = match pending.take() {
+            Some(job) => finish_job(job).await?,
+            None => hashers.take().expect("hashers are here when no job is"),
+        };
+        let data = std::mem::replace(batch, Vec::with_capacity(WRITE_BUFFER_BYTES));
+        let (file, offset) = (file.clone(), *at);
+        *at += data.len() as u64;
+        *pending = Some(tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            whole.update(&data);
+            if let Some(c) = &mut chunk {
+                c.update(&data);
+            }
+            file.write_all_at(&data, offset)?;
+            // Put the batch on disk now, while the next one is still arriving, rather
+            // than all of the blob at the end: the fsync that makes it verified then
+            // finds little left to write, and disk and network work at the same time.
+            file.sync_data()?;
+            Ok((whole, chunk))
+        }));
+        Ok(())
+    }
+    async fn finish_job(job: Job) -> Result<(Sha256, Option<Sha256>), Refuse> {
+        job.await
+            .map_err(|e| Refuse::from(ApiError::from(e)))?
+            .map_err(|e| Refuse::from(ApiError::from(BlobStoreError::Io(e))))
+    }
     let mut received = 0u64;
     let mut head: Vec<u8> = Vec::new();
     let mut stream = body.into_data_stream();
@@ -513,49 +564,63 @@ async fn receive(
             format!("the chunk ended after {received} of {len} bytes; it was not kept"),
         ))
     };
-    while let Some(frame) = stream.next().await {
-        let bytes = frame.map_err(|_| incomplete(received))?;
-        received += bytes.len() as u64;
-        if received > len {
-            return Err(incomplete(received));
-        }
-        if let Some(mime) = sniff_as {
-            let want = fieldsync_proto::media::SNIFF_BYTES.min(len as usize);
-            if head.len() < want {
-                head.extend_from_slice(&bytes[..bytes.len().min(want - head.len())]);
-                if head.len() == want {
-                    let found = fieldsync_proto::media::sniff(&head);
-                    if found != Some(mime) {
-                        return Err(Refuse {
-                            error: ApiError::new(
-                                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                                "not_a_photo",
-                                format!(
-                                    "the bytes are {}, but the photo record says {mime}; nothing was stored",
-                                    found.unwrap_or("not a JPEG, PNG, HEIC or PDF file")
+    let result: Result<(), Refuse> = async {
+        while let Some(frame) = stream.next().await {
+            let bytes = frame.map_err(|_| incomplete(received))?;
+            received += bytes.len() as u64;
+            if received > len {
+                return Err(incomplete(received));
+            }
+            if let Some(mime) = sniff_as {
+                let want = fieldsync_proto::media::SNIFF_BYTES.min(len as usize);
+                if head.len() < want {
+                    head.extend_from_slice(&bytes[..bytes.len().min(want - head.len())]);
+                    if head.len() == want {
+                        let found = fieldsync_proto::media::sniff(&head);
+                        if found != Some(mime) {
+                            return Err(Refuse {
+                                error: ApiError::new(
+                                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                                    "not_a_photo",
+                                    format!(
+                                        "the bytes are {}, but the photo record says {mime}; nothing was stored",
+                                        found.unwrap_or("not a JPEG, PNG, HEIC or PDF file")
+                                    ),
                                 ),
-                            ),
-                            discard: true,
-                        });
+                                discard: true,
+                            });
+                        }
                     }
                 }
             }
+            batch.extend_from_slice(&bytes);
+            if batch.len() >= WRITE_BUFFER_BYTES {
+                flush(&file, &mut pending, &mut hashers, &mut batch, &mut at).await?;
+            }
         }
-        chunk.update(&bytes);
-        whole.update(&bytes);
-        out.write_all(&bytes).await.map_err(io)?;
+        if received != len {
+            return Err(incomplete(received));
+        }
+        if !batch.is_empty() {
+            flush(&file, &mut pending, &mut hashers, &mut batch, &mut at).await?;
+        }
+        Ok(())
     }
-    if received != len {
-        return Err(incomplete(received));
-    }
-    out.flush().await.map_err(io)?;
-    Ok((
-        Hashes {
-            whole,
-            chunk: hex::encode(chunk.finalize()),
-        },
-        received,
-    ))
+    .await;
+    // Never return while a write is still running: the caller may truncate next.
+    let last = match pending.take() {
+        Some(job) => Some(finish_job(job).await),
+        None => None,
+    };
+    result?;
+    let (whole, chunk) = match last {
+        Some(r) => r?,
+        None => hashers.take().expect("hashers are here when no job is"),
+    };
+    Ok(Hashes {
+        whole,
+        chunk: chunk.map(|c| hex::encode(c.finalize())),
+    })
 }
 
 async fn visible_photo(app: &AppState, actor: Actor, id: String) -> Result<EntityState, ApiError> {

@@ -14,6 +14,8 @@ use clap::{Parser, Subcommand};
 // A bin root's modules resolve next to it (src/bin/), so point them into bench/.
 #[path = "bench/harness.rs"]
 mod harness;
+#[path = "bench/photos_bench.rs"]
+mod photos_bench;
 #[path = "bench/report.rs"]
 mod report;
 #[path = "bench/sync_bench.rs"]
@@ -38,12 +40,28 @@ enum Command {
     /// Push 10,000 creates and 10,000 three-field edits, bytes per edit, a fresh device
     /// pulling 10,000 orders, and the agent's peak memory (the default).
     Sync(sync_bench::Args),
+    /// Photos: blob stores (sled against plain files: import and read back, disk, RSS,
+    /// crash safety), and 200 uploads of 3 MB against a plain HTTPS transfer.
+    Photos(photos_bench::Args),
+    /// (internal) one blob store operation in a child process, for `photos`.
+    #[command(hide = true)]
+    PhotoStoreWorker(photos_bench::WorkerArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Sync(cli.sync)) {
         Command::Sync(args) => sync_bench::run(&args),
+        Command::Photos(args) => photos_bench::run(&args),
+        Command::PhotoStoreWorker(args) => {
+            return match photos_bench::worker(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("fieldsync-bench photo-store-worker: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     match result {
         Ok((report, checks_ok)) => {

@@ -230,6 +230,8 @@ const TEXT_LONG: FieldType = FieldType::Text { max_chars: 8_000 };
 pub const STATUSES: &[&str] = &["open", "en-route", "on-site", "on-hold", "completed"];
 pub const TIERS: &[&str] = &["standard", "silver", "gold", "platinum"];
 pub const ROLES: &[&str] = &["engineer", "dispatcher", "admin"];
+/// How a service request reached the dispatcher.
+pub const CHANNELS: &[&str] = &["phone", "email", "web", "on-site"];
 
 pub static WORK_ORDER: KindSpec = KindSpec {
     kind: EntityKind::WorkOrder,
@@ -266,6 +268,9 @@ pub static WORK_ORDER: KindSpec = KindSpec {
         f("scheduled_start", FieldType::Time, Owner::Dispatcher),
         f("scheduled_end", FieldType::Time, Owner::Dispatcher),
         f("cancelled", FieldType::Bool, Owner::Dispatcher),
+        f("channel", FieldType::Enum(CHANNELS), Owner::Dispatcher),
+        // Who reported the fault and how to reach them (name, phone or email).
+        f("reporter", TEXT_SHORT, Owner::Dispatcher),
         f("status", FieldType::Enum(STATUSES), Owner::Engineer),
         f(
             "resolution",

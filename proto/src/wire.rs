@@ -128,6 +128,12 @@ pub struct CreateOrderRequest {
     pub scheduled_start: Option<u64>,
     #[serde(default)]
     pub scheduled_end: Option<u64>,
+    /// `phone`, `email`, `web` or `on-site`.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// The reporter's name and contact.
+    #[serde(default)]
+    pub reporter: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,9 @@ pub mod api;
 pub mod auth;
 pub mod backup;
 pub mod blobstore;
+pub mod console;
 pub mod demo;
+pub mod live;
 pub mod serve;
 pub mod settings;
 pub mod store;
@@ -63,11 +65,19 @@ pub async fn run(
     let blobs = blobstore::BlobStore::open(&blobs_path(data_dir))
         .with_context(|| format!("opening the blob store in {}", data_dir.display()))?;
     let grace = Duration::from_millis(settings.shutdown_grace_ms);
+    let live = Arc::new(live::Live::default());
     let app = api::router(api::AppState {
         store,
         settings: Arc::new(settings),
         blobs: Arc::new(blobs),
+        live: live.clone(),
     });
+    // Live streams never end on their own; close them so shutdown does not wait out its
+    // grace period on them.
+    let shutdown = async move {
+        shutdown.await;
+        live.close();
+    };
     serve::run(listener, app, tls, shutdown, grace).await?;
     Ok(())
 }

@@ -25,14 +25,18 @@ fn new_id(now: u64) -> EntityId {
     EntityId::generate(now, r)
 }
 
-async fn write(app: &AppState, actor: Actor, w: ServerWrite) -> Result<(), ApiError> {
+pub(crate) async fn write(app: &AppState, actor: Actor, w: ServerWrite) -> Result<(), ApiError> {
     let store = app.store.clone();
     tokio::task::spawn_blocking(move || store.server_write(&actor, w, now_ms()))
         .await??
         .map_err(ApiError::from)
 }
 
-async fn order_view(app: &AppState, actor: Actor, id: String) -> Result<OrderView, ApiError> {
+pub(crate) async fn order_view(
+    app: &AppState,
+    actor: Actor,
+    id: String,
+) -> Result<OrderView, ApiError> {
     let (store, blobs) = (app.store.clone(), app.blobs.clone());
     tokio::task::spawn_blocking(move || {
         let mut view = store.order_view(&actor, &id)?;
@@ -238,9 +242,9 @@ pub enum Choice {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
-    choose: Choice,
+    pub choose: Choice,
     #[serde(default)]
-    value: Option<Value>,
+    pub value: Option<Value>,
 }
 
 pub async fn resolve_conflict(
@@ -250,7 +254,18 @@ pub async fn resolve_conflict(
     JsonBody(req): JsonBody<ResolveRequest>,
 ) -> Result<Json<Map<String, Value>>, ApiError> {
     let actor = auth.office()?;
-    let conflict = entity_state(&app, &actor, EntityKind::Conflict, &id).await?;
+    Ok(Json(resolve(&app, actor, id, req).await?))
+}
+
+/// Settle a conflict as `actor` (an office user): the field write, then the conflict's
+/// resolution, both ops that sync to agents. Shared by the API and the console.
+pub(crate) async fn resolve(
+    app: &AppState,
+    actor: Actor,
+    id: String,
+    req: ResolveRequest,
+) -> Result<Map<String, Value>, ApiError> {
+    let conflict = entity_state(app, &actor, EntityKind::Conflict, &id).await?;
     if conflict.bool("resolved") {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -272,7 +287,7 @@ pub async fn resolve_conflict(
             .ok_or_else(|| ApiError::internal("conflict names no entity kind"))?;
         let target_id = conflict.str("entity_id").unwrap_or_default().to_owned();
         let field = conflict.str("field").unwrap_or_default().to_owned();
-        let target = entity_state(&app, &actor, kind, &target_id).await?;
+        let target = entity_state(app, &actor, kind, &target_id).await?;
         let base = target
             .version(&field)
             .map(|v| BTreeMap::from([(field.clone(), v)]))
@@ -284,7 +299,7 @@ pub async fn resolve_conflict(
             fields: BTreeMap::from([(field, v)]),
             base,
         };
-        write(&app, actor.clone(), w).await?;
+        write(app, actor.clone(), w).await?;
     }
     let resolution = serde_json::json!({
         "choose": match req.choose { Choice::Winner => "winner", Choice::Loser => "loser", Choice::Value => "value" },
@@ -301,8 +316,8 @@ pub async fn resolve_conflict(
         ]),
         base: BTreeMap::new(),
     };
-    write(&app, actor.clone(), w).await?;
-    Ok(Json(view::plain(
-        &entity_state(&app, &actor, EntityKind::Conflict, &id).await?,
-    )))
+    write(app, actor.clone(), w).await?;
+    Ok(view::plain(
+        &entity_state(app, &actor, EntityKind::Conflict, &id).await?,
+    ))
 }

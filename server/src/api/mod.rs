@@ -1,7 +1,7 @@
 //! The HTTP API: `/healthz`, sessions and enrollment, the sync endpoints the agent uses,
 //! and the dispatcher's JSON endpoints. Documented in `docs/api.md`.
 
-mod entities;
+pub(crate) mod entities;
 mod error;
 mod extract;
 mod photos;
@@ -26,11 +26,18 @@ use crate::auth::{new_token, token_hash, verify_password};
 use crate::settings::Settings;
 use crate::store::{Store, UserRecord};
 
+/// Password checks running at once (argon2 is memory-hard by design).
+const PASSWORD_CHECKS_CONCURRENT_MAX: usize = 2;
+static PASSWORD_CHECKS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(PASSWORD_CHECKS_CONCURRENT_MAX);
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub settings: Arc<Settings>,
     pub blobs: Arc<crate::blobstore::BlobStore>,
+    /// Live notification streams (agents, console).
+    pub live: Arc<crate::live::Live>,
 }
 
 pub fn now_ms() -> u64 {
@@ -71,6 +78,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .merge(photos::routes())
+        .merge(crate::live::routes())
+        .merge(crate::console::routes())
         .with_state(state)
 }
 
@@ -92,6 +101,12 @@ async fn method_not_allowed() -> ApiError {
 
 /// Check a user's password off the async threads (argon2 is deliberately slow).
 async fn login(app: &AppState, user: String, password: String) -> Result<UserRecord, ApiError> {
+    // Each check holds ~19 MiB for tens of ms: a burst of logins (a fleet re-enrolling,
+    // or an attacker) waits its turn instead of multiplying the server's memory.
+    let _permit = PASSWORD_CHECKS
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("the password checker is closed"))?;
     let store = app.store.clone();
     let found = tokio::task::spawn_blocking(move || -> Result<Option<UserRecord>, ApiError> {
         let rec = store.user(&user)?;

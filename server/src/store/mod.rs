@@ -79,6 +79,84 @@ pub struct ServerWrite {
     pub base: BTreeMap<String, Version>,
 }
 
+/// How the console's board orders its rows; every sort ends in the server sequence so
+/// pages are stable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BoardSort {
+    /// Most recently changed first.
+    #[default]
+    Recent,
+    /// Most urgent (priority 1) first.
+    Priority,
+    /// Soonest due first; orders without a due time last.
+    Due,
+    Status,
+}
+
+/// One page of the console's work order board.
+#[derive(Clone, Debug, Default)]
+pub struct BoardQuery {
+    pub status: Option<String>,
+    pub priority: Option<i64>,
+    pub assignee: Option<String>,
+    pub customer_id: Option<String>,
+    pub sort: BoardSort,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct BoardPage {
+    pub rows: Vec<OrderSummary>,
+    /// Orders matching the filters, on every page.
+    pub total: u64,
+    /// Every order per effective status, ignoring the filters.
+    pub counts: Vec<(String, u64)>,
+}
+
+/// One op on an order's timeline, from the server's op log.
+#[derive(Clone, Debug)]
+pub struct TimelineEntry {
+    pub user: String,
+    pub device: DeviceId,
+    pub device_name: String,
+    pub kind: String,
+    pub id: String,
+    /// Event time (the author's HLC, in ms).
+    pub event_ms: u64,
+    /// When the server received it.
+    pub received_ms: u64,
+    /// The op as the device sent it.
+    pub op: Value,
+    pub rejected: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
+    pub id: DeviceId,
+    pub name: String,
+    pub created_ms: u64,
+    pub last_seen_ms: Option<u64>,
+    pub revoked: bool,
+    pub acked_seq: u64,
+    pub rejected: u64,
+    /// How far ahead of the server's clock the device's newest op was stamped; event
+    /// times may be behind (work done offline), never this far ahead.
+    pub ahead_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PersonInfo {
+    pub name: String,
+    pub role: Role,
+    /// The user entity's dispatcher-owned profile, when one exists.
+    pub region: Option<String>,
+    pub skills: Option<String>,
+    /// Orders assigned and neither completed nor cancelled.
+    pub open_load: u64,
+    pub devices: Vec<DeviceInfo>,
+}
+
 pub trait Store: Send + Sync + 'static {
     fn add_user(
         &self,
@@ -145,4 +223,28 @@ pub trait Store: Send + Sync + 'static {
         kind: EntityKind,
         id: &str,
     ) -> Result<Option<EntityState>, StoreError>;
+
+    /// The server sequence after the last commit; it changes on every write, so
+    /// notifications (console, agents' live channel) wait on it instead of polling.
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// The newest feed row of `user`: it moves exactly when their pull would return
+    /// something new.
+    fn feed_seq(&self, user: &str) -> Result<u64, StoreError>;
+    /// Log out: a session token stops working. Device tokens are revoked per device.
+    fn end_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// The console's board (office only; no per-user scope).
+    fn board(&self, q: &BoardQuery) -> Result<BoardPage, StoreError>;
+    /// Customers, sites or assets whose id or label starts with `prefix`.
+    fn search(
+        &self,
+        kind: EntityKind,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+    /// Every op on an order and its records, oldest first.
+    fn timeline(&self, order_id: &str, limit: usize) -> Result<Vec<TimelineEntry>, StoreError>;
+    /// Unresolved conflicts across all orders, newest first.
+    fn open_conflicts(&self, limit: usize) -> Result<Vec<EntityState>, StoreError>;
+    /// Users with their devices and open load.
+    fn people(&self) -> Result<Vec<PersonInfo>, StoreError>;
 }

@@ -20,12 +20,16 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{Actor, ServerWrite, Store, StoreError, TokenStatus, UserRecord};
+use super::{
+    Actor, BoardPage, BoardQuery, BoardSort, DeviceInfo, PersonInfo, ServerWrite, Store,
+    StoreError, TimelineEntry, TokenStatus, UserRecord,
+};
 
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_epoch.sql"),
+    include_str!("../../migrations/0003_console.sql"),
 ];
 /// Idle reader connections kept open.
 const READER_POOL_CONNECTIONS_MAX: usize = 8;
@@ -38,6 +42,8 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     /// The newest timestamp the server has seen, for pull pages.
     hlc: AtomicU64,
+    /// The server sequence, published after each commit that moved it.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 struct Writer {
@@ -109,6 +115,7 @@ impl SqliteStore {
             }),
             readers: Mutex::new(Vec::new()),
             hlc: AtomicU64::new(hlc.0),
+            changes: tokio::sync::watch::Sender::new(seq),
         })
     }
 
@@ -163,6 +170,10 @@ impl SqliteStore {
             *seq = new_seq;
             *clock = new_clock;
             self.hlc.store(new_clock.last().0, Ordering::Release);
+            if new_seq != start_seq {
+                // After the commit, so whoever wakes up reads the new rows.
+                self.changes.send_replace(new_seq);
+            }
         }
         out
     }
@@ -971,6 +982,210 @@ impl Store for SqliteStore {
                 return Ok(None);
             }
             load(c, kind, id)
+        })
+    }
+
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn feed_seq(&self, user: &str) -> Result<u64, StoreError> {
+        self.read(|c| {
+            let seq: i64 = c
+                .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM feed WHERE user = ?1")?
+                .query_row([user], |r| r.get(0))?;
+            Ok(seq as u64)
+        })
+    }
+
+    fn end_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.write(|w| {
+            w.tx.execute(
+                "UPDATE tokens SET revoked = 1 WHERE hash = ?1 AND device IS NULL",
+                [token_hash],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn board(&self, q: &BoardQuery) -> Result<BoardPage, StoreError> {
+        let mut filter = String::from("kind = 'work_order'");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut add = |sql: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            filter.push_str(&format!(" AND {sql} ?{}", args.len()));
+        };
+        if let Some(v) = &q.status {
+            add("status =", v.clone().into());
+        }
+        if let Some(v) = q.priority {
+            add("priority =", v.into());
+        }
+        if let Some(v) = &q.assignee {
+            add("assignee =", v.clone().into());
+        }
+        if let Some(v) = &q.customer_id {
+            add("customer_id =", v.clone().into());
+        }
+        let order = match q.sort {
+            BoardSort::Recent => "seq DESC",
+            BoardSort::Priority => "priority, seq DESC",
+            BoardSort::Due => "due_ms IS NULL, due_ms, seq DESC",
+            BoardSort::Status => "status, seq DESC",
+        };
+        self.read(|c| {
+            let tx = c.unchecked_transaction()?;
+            let total: i64 = tx
+                .prepare_cached(&format!("SELECT COUNT(*) FROM entities WHERE {filter}"))?
+                .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+            let mut page_args = args.clone();
+            page_args.push((q.limit as i64).into());
+            page_args.push((q.offset as i64).into());
+            let n = page_args.len();
+            let rows = tx
+                .prepare_cached(&format!(
+                    "SELECT state FROM entities WHERE {filter} ORDER BY {order} LIMIT ?{} OFFSET ?{n}",
+                    n - 1
+                ))?
+                .query_map(rusqlite::params_from_iter(page_args.iter()), |r| {
+                    r.get::<_, String>(0)
+                })?
+                .map(|j| Ok(view::summary(&parse_state(&j?)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let counts = tx
+                .prepare_cached(
+                    "SELECT status, COUNT(*) FROM entities WHERE kind = 'work_order' GROUP BY status",
+                )?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit()?;
+            Ok(BoardPage {
+                rows,
+                total: total as u64,
+                counts,
+            })
+        })
+    }
+
+    fn search(
+        &self,
+        kind: EntityKind,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        // A range on the index instead of LIKE, which SQLite cannot use an index for here.
+        let hi = format!("{prefix}\u{10ffff}");
+        self.read(|c| {
+            let mut out: Vec<(String, String)> = Vec::new();
+            for sql in [
+                "SELECT id, COALESCE(label, id) FROM entities WHERE kind = ?1 AND label >= ?2 AND label < ?3 ORDER BY label LIMIT ?4",
+                "SELECT id, COALESCE(label, id) FROM entities WHERE kind = ?1 AND id >= ?2 AND id < ?3 ORDER BY id LIMIT ?4",
+            ] {
+                let rows = c
+                    .prepare_cached(sql)?
+                    .query_map(params![kind.as_str(), prefix, hi, limit as i64], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                for r in rows {
+                    if out.len() < limit && !out.iter().any(|o| o.0 == r.0) {
+                        out.push(r);
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn timeline(&self, order_id: &str, limit: usize) -> Result<Vec<TimelineEntry>, StoreError> {
+        self.read(|c| {
+            let rows = c
+                .prepare_cached(
+                    "SELECT o.user, o.dev, COALESCE(d.name, ''), o.kind, o.id, o.hlc, o.received_ms, o.body,
+                            o.reject_code
+                     FROM ops o LEFT JOIN devices d ON d.id = o.dev
+                     WHERE (o.kind = 'work_order' AND o.id = ?1)
+                        OR (o.kind, o.id) IN (SELECT kind, id FROM entities WHERE order_id = ?1)
+                     ORDER BY o.hlc LIMIT ?2",
+                )?
+                .query_map(params![order_id, limit as i64], |r| {
+                    Ok(TimelineEntry {
+                        user: r.get(0)?,
+                        device: r.get(1)?,
+                        device_name: r.get(2)?,
+                        kind: r.get(3)?,
+                        id: r.get(4)?,
+                        event_ms: Hlc(r.get::<_, i64>(5)? as u64).millis(),
+                        received_ms: r.get::<_, i64>(6)? as u64,
+                        op: serde_json::from_str(&r.get::<_, String>(7)?)
+                            .unwrap_or(Value::Null),
+                        rejected: r.get(8)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn open_conflicts(&self, limit: usize) -> Result<Vec<EntityState>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT state FROM entities WHERE open_conflict = 1 ORDER BY seq DESC LIMIT ?1",
+            )?
+            .query_map([limit as i64], |r| r.get::<_, String>(0))?
+            .map(|j| parse_state(&j?))
+            .collect()
+        })
+    }
+
+    fn people(&self) -> Result<Vec<PersonInfo>, StoreError> {
+        self.read(|c| {
+            let users = c
+                .prepare_cached("SELECT name, role FROM users ORDER BY name")?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut out = Vec::with_capacity(users.len());
+            for (name, role) in users {
+                let profile = load(c, EntityKind::User, &name)?;
+                let text = |f: &str| profile.as_ref().and_then(|p| p.str(f)).map(str::to_owned);
+                let open_load: i64 = c
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM entities WHERE kind = 'work_order' AND assignee = ?1
+                         AND status != 'completed'
+                         AND COALESCE(json_extract(state, '$.fields.cancelled.v'), 0) = 0",
+                    )?
+                    .query_row([&name], |r| r.get(0))?;
+                let devices = c
+                    .prepare_cached(
+                        "SELECT d.id, d.name, d.created_ms, d.last_seen_ms, d.revoked, d.acked_seq,
+                           (SELECT COUNT(*) FROM ops o WHERE o.dev = d.id AND o.reject_code IS NOT NULL),
+                           (SELECT (o.hlc >> 16) - o.received_ms FROM ops o WHERE o.dev = d.id
+                              ORDER BY o.seq DESC LIMIT 1)
+                         FROM devices d WHERE d.user = ?1 AND d.id != 0 ORDER BY d.id",
+                    )?
+                    .query_map([&name], |r| {
+                        Ok(DeviceInfo {
+                            id: r.get(0)?,
+                            name: r.get(1)?,
+                            created_ms: r.get::<_, i64>(2)? as u64,
+                            last_seen_ms: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+                            revoked: r.get(4)?,
+                            acked_seq: r.get::<_, i64>(5)? as u64,
+                            rejected: r.get::<_, i64>(6)? as u64,
+                            ahead_ms: r.get(7)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push(PersonInfo {
+                    region: text("region"),
+                    skills: text("skills"),
+                    name,
+                    role: parse_role(&role)?,
+                    open_load: open_load as u64,
+                    devices,
+                });
+            }
+            Ok(out)
         })
     }
 }

@@ -1,0 +1,245 @@
+//! Every string the console shows, in one catalog: English and Simplified Chinese. The
+//! language follows the browser's `Accept-Language` unless the user picked one (cookie).
+
+/// A console language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    ZhCn,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 2] = [Lang::En, Lang::ZhCn];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::ZhCn => "zh-CN",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Lang> {
+        let c = code.trim().to_ascii_lowercase();
+        if c == "en" || c.starts_with("en-") {
+            Some(Lang::En)
+        } else if c == "zh" || c.starts_with("zh-") {
+            Some(Lang::ZhCn)
+        } else {
+            None
+        }
+    }
+
+    /// The best match for an `Accept-Language` header: highest q first, English when
+    /// nothing matches.
+    pub fn negotiate(header: &str) -> Lang {
+        let mut best: Option<(f32, Lang)> = None;
+        for part in header.split(',') {
+            let mut it = part.split(';');
+            let tag = it.next().unwrap_or("");
+            let q = it
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if let Some(l) = Lang::parse(tag) {
+                if best.is_none_or(|(bq, _)| q > bq) {
+                    best = Some((q, l));
+                }
+            }
+        }
+        best.map(|b| b.1).unwrap_or(Lang::En)
+    }
+
+    /// The string for `key`. A key missing from the catalog shows as `⟦key⟧`, which the
+    /// tests look for in every rendered page.
+    pub fn t(self, key: &str) -> &'static str {
+        match CATALOG.iter().find(|e| e.0 == key) {
+            Some((_, en, zh)) => match self {
+                Lang::En => en,
+                Lang::ZhCn => zh,
+            },
+            None => {
+                debug_assert!(false, "console string {key:?} is not in the catalog");
+                "⟦missing⟧"
+            }
+        }
+    }
+}
+
+/// `(key, English, 简体中文)`.
+pub static CATALOG: &[(&str, &str, &str)] = &[
+    ("app.title", "fieldsync console", "fieldsync 调度台"),
+    ("nav.board", "Board", "工单看板"),
+    ("nav.new", "New order", "新建工单"),
+    ("nav.conflicts", "Conflicts", "冲突"),
+    ("nav.engineers", "Engineers", "工程师"),
+    ("nav.logout", "Log out", "退出登录"),
+    ("nav.language", "Language", "语言"),
+    ("nav.skip", "Skip to content", "跳到正文"),
+    ("login.title", "Sign in", "登录"),
+    ("login.user", "User name", "用户名"),
+    ("login.password", "Password", "密码"),
+    ("login.submit", "Sign in", "登录"),
+    ("login.bad", "Unknown user or wrong password.", "用户名或密码错误。"),
+    ("login.office_only", "Only dispatchers and admins can use the console. Engineers use the fieldsync app.", "只有调度员和管理员可以使用调度台。工程师请使用 fieldsync 应用。"),
+    ("login.expired", "Your session has ended. Please sign in again.", "会话已结束，请重新登录。"),
+    ("err.csrf", "This form has expired or did not come from the console. Reload the page and try again.", "表单已过期或并非来自调度台。请刷新页面后重试。"),
+    ("err.not_found", "No such work order.", "没有这个工单。"),
+    ("err.required", "Required.", "必填。"),
+    ("err.unknown_customer", "No customer with this id.", "没有此编号的客户。"),
+    ("err.unknown_site", "No site with this id.", "没有此编号的现场。"),
+    ("err.unknown_asset", "No asset with this id.", "没有此编号的设备。"),
+    ("err.priority", "Choose a priority from 1 to 4.", "请选择 1 到 4 的优先级。"),
+    ("err.time", "Enter a date and time (YYYY-MM-DD HH:MM).", "请输入日期和时间（YYYY-MM-DD HH:MM）。"),
+    ("err.end_before_start", "The visit must end after it starts.", "结束时间必须晚于开始时间。"),
+    ("err.pick_engineer", "Choose an engineer.", "请选择工程师。"),
+    ("err.confirm_reassign", "This order is assigned to someone else. Tick the box to reassign it; their unsynced work is kept.", "该工单已分配给其他人。勾选此项以重新分配；其尚未同步的工作会保留。"),
+    ("err.refused", "The server refused the change:", "服务器拒绝了此更改："),
+    ("err.already_resolved", "Someone already resolved this conflict.", "此冲突已被他人解决。"),
+    ("board.title", "Work orders", "工单"),
+    ("board.filter", "Filter", "筛选"),
+    ("board.apply", "Apply", "应用"),
+    ("board.clear", "Clear", "清除"),
+    ("board.any", "Any", "全部"),
+    ("board.all", "All", "全部"),
+    ("board.sort", "Sort by", "排序"),
+    ("board.sort.recent", "Last changed", "最近更改"),
+    ("board.sort.priority", "Priority", "优先级"),
+    ("board.sort.due", "Due time", "到期时间"),
+    ("board.sort.status", "Status", "状态"),
+    ("board.empty", "No work orders match.", "没有符合条件的工单。"),
+    ("board.showing", "Showing", "显示"),
+    ("board.of", "of", "共"),
+    ("board.prev", "Previous page", "上一页"),
+    ("board.next", "Next page", "下一页"),
+    ("board.counts", "Orders per status", "各状态工单数"),
+    ("board.live", "Live: updates appear as engineers sync.", "实时：工程师同步后自动更新。"),
+    ("field.id", "Order", "工单"),
+    ("field.status", "Status", "状态"),
+    ("field.priority", "Priority", "优先级"),
+    ("field.description", "Description", "描述"),
+    ("field.engineer", "Engineer", "工程师"),
+    ("field.customer", "Customer", "客户"),
+    ("field.site", "Site", "现场"),
+    ("field.asset", "Asset", "设备"),
+    ("field.due", "Due", "到期"),
+    ("field.updated", "Changed", "更改时间"),
+    ("field.channel", "Channel", "渠道"),
+    ("field.reporter", "Reporter contact", "报修人联系方式"),
+    ("field.scheduled", "Scheduled visit", "预约上门"),
+    ("field.start", "Start (UTC)", "开始（UTC）"),
+    ("field.end", "End (UTC)", "结束（UTC）"),
+    ("field.resolution", "Resolution", "处理结果"),
+    ("field.fault_code", "Fault code", "故障代码"),
+    ("field.arrived", "Arrived", "到达时间"),
+    ("field.completed", "Completed", "完成时间"),
+    ("field.cancelled", "Cancelled", "已取消"),
+    ("field.unassigned", "Unassigned", "未分配"),
+    ("status.open", "Open", "待处理"),
+    ("status.en-route", "En route", "在途"),
+    ("status.on-site", "On site", "在现场"),
+    ("status.on-hold", "On hold", "暂停"),
+    ("status.completed", "Completed", "已完成"),
+    ("priority.1", "1 · Critical", "1 · 紧急"),
+    ("priority.2", "2 · High", "2 · 高"),
+    ("priority.3", "3 · Normal", "3 · 普通"),
+    ("priority.4", "4 · Low", "4 · 低"),
+    ("channel.phone", "Phone", "电话"),
+    ("channel.email", "Email", "邮件"),
+    ("channel.web", "Web", "网页"),
+    ("channel.on-site", "On site", "现场"),
+    ("intake.title", "New work order", "新建工单"),
+    ("intake.search_hint", "Type a name or id to search.", "输入名称或编号搜索。"),
+    ("intake.submit", "Create order", "创建工单"),
+    ("intake.created", "Work order created.", "工单已创建。"),
+    ("detail.title", "Work order", "工单"),
+    ("detail.edit", "Edit", "编辑"),
+    ("detail.save", "Save", "保存"),
+    ("detail.saved", "Saved.", "已保存。"),
+    ("detail.assign", "Assign / schedule", "分配 / 预约"),
+    ("detail.notes", "Notes", "备注"),
+    ("detail.parts", "Parts used", "使用的备件"),
+    ("detail.photos", "Photos", "照片"),
+    ("detail.no_photos", "No photos yet.", "暂无照片。"),
+    ("detail.not_uploaded", "Not uploaded yet", "尚未上传"),
+    ("detail.none", "None.", "无。"),
+    ("detail.voided", "voided", "已作废"),
+    ("detail.timeline", "Timeline", "变更记录"),
+    ("detail.conflicts", "Conflicts", "冲突"),
+    ("detail.stale", "Changed elsewhere since you opened this page; your save was kept and the other value is listed as a conflict.", "在你打开本页后此工单已被他人更改；你的保存已生效，另一值作为冲突列出。"),
+    ("tl.event", "Happened (on site)", "发生时间（现场）"),
+    ("tl.arrived", "Arrived at server", "到达服务器"),
+    ("tl.who", "Who", "操作人"),
+    ("tl.device", "Device", "设备"),
+    ("tl.change", "Change", "变更"),
+    ("tl.server", "console / API", "调度台 / API"),
+    ("tl.rejected", "refused", "被拒绝"),
+    ("tl.created", "created", "创建"),
+    ("tl.set", "set", "修改"),
+    ("cf.field", "Field", "字段"),
+    ("cf.winner", "Current value (won)", "当前值（胜出）"),
+    ("cf.loser", "Other value (lost)", "另一值（落选）"),
+    ("cf.keep", "Keep current", "保留当前值"),
+    ("cf.use_other", "Use other value", "采用另一值"),
+    ("cf.resolved", "Resolved", "已解决"),
+    ("cf.by", "by", "由"),
+    ("cf.inbox", "Unresolved conflicts", "未解决的冲突"),
+    ("cf.none", "No unresolved conflicts.", "没有未解决的冲突。"),
+    ("cf.order", "Order", "工单"),
+    ("cf.resolved_msg", "Conflict resolved; the choice syncs to the engineer.", "冲突已解决；结果将同步给工程师。"),
+    ("as.title", "Assign and schedule", "分配与预约"),
+    ("as.candidates", "Engineers", "候选工程师"),
+    ("as.skills", "Skills", "技能"),
+    ("as.region", "Region", "区域"),
+    ("as.load", "Open orders", "未完成工单"),
+    ("as.online", "Online now", "在线"),
+    ("as.last_sync", "Last synced", "上次同步"),
+    ("as.never", "Never", "从未"),
+    ("as.match", "matches the asset", "与设备匹配"),
+    ("as.current", "current", "当前"),
+    ("as.confirm", "Reassign from the current engineer", "从当前工程师处重新分配"),
+    ("as.submit", "Assign", "分配"),
+    ("as.unassign", "Unassign", "取消分配"),
+    ("as.done", "Assignment saved; it reaches the engineer's device when online.", "分配已保存；工程师设备在线时即可收到。"),
+    ("eng.title", "Engineers and devices", "工程师与设备"),
+    ("eng.name", "Name", "姓名"),
+    ("eng.role", "Role", "角色"),
+    ("eng.devices", "Devices", "设备"),
+    ("eng.device", "Device", "设备"),
+    ("eng.last_seen", "Last seen", "最近同步"),
+    ("eng.acked", "Ops received", "已接收操作"),
+    ("eng.pending", "Pending (unknown until sync)", "待同步（同步前未知）"),
+    ("eng.rejected", "Refused ops", "被拒绝操作"),
+    ("eng.skew", "Clock", "时钟"),
+    ("eng.skew_warn", "ahead of the server: check the device clock", "超前于服务器：请检查设备时钟"),
+    ("eng.skew_ok", "OK", "正常"),
+    ("eng.revoke", "Revoke", "吊销"),
+    ("eng.revoked", "Revoked", "已吊销"),
+    ("eng.revoke_confirm", "Revoke this device? It can no longer sync; the engineer must enroll again.", "确定吊销此设备？它将无法同步，工程师需重新注册。"),
+    ("eng.revoked_msg", "Device revoked: its next sync is refused.", "设备已吊销：其下次同步将被拒绝。"),
+    ("eng.no_devices", "No devices.", "无设备。"),
+    ("role.engineer", "Engineer", "工程师"),
+    ("role.dispatcher", "Dispatcher", "调度员"),
+    ("role.admin", "Admin", "管理员"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_is_complete_and_keys_unique() {
+        let mut keys = std::collections::HashSet::new();
+        for (k, en, zh) in CATALOG {
+            assert!(keys.insert(*k), "duplicate key {k}");
+            assert!(!en.is_empty() && !zh.is_empty(), "{k} lacks a translation");
+        }
+    }
+
+    #[test]
+    fn accept_language_picks_best_supported() {
+        assert_eq!(Lang::negotiate("zh-CN,zh;q=0.9,en;q=0.8"), Lang::ZhCn);
+        assert_eq!(Lang::negotiate("de-DE,en;q=0.5,zh;q=0.4"), Lang::En);
+        assert_eq!(Lang::negotiate("fr"), Lang::En);
+        assert_eq!(Lang::negotiate("en;q=0.2, zh-TW;q=0.7"), Lang::ZhCn);
+    }
+}

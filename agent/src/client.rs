@@ -210,6 +210,25 @@ impl Client {
         self.send(r).await
     }
 
+    /// Open the server's live change stream (`GET /api/v1/sync/events`, server-sent
+    /// events). `lifetime` bounds the whole stream, so a connection that died silently is
+    /// replaced; the caller reopens it.
+    pub async fn events(&self, lifetime: Duration) -> Result<Response> {
+        let resp = self
+            .request(reqwest::Method::GET, "/api/v1/sync/events")
+            .timeout(lifetime)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        decode::<serde_json::Value>(resp, &self.base).await?;
+        Err(AgentError::Invalid(
+            "the server did not open the live stream".into(),
+        ))
+    }
+
     pub async fn hello(&self) -> Result<HelloResponse> {
         self.send(self.request(reqwest::Method::GET, "/api/v1/sync/hello"))
             .await

@@ -26,6 +26,11 @@ pub async fn run(
     // the photo goes up without waiting for the next poll.
     let imported = Arc::new(tokio::sync::Notify::new());
     let _inbox = crate::inbox::spawn_watcher(store.dir(), cfg, imported.clone())?;
+    // The server's live stream: a new or changed assignment wakes the loop at once, so it
+    // reaches an online device within a second instead of at the next poll. Polling stays
+    // as the fallback for when the stream is down.
+    let pushed = Arc::new(tokio::sync::Notify::new());
+    let _live = crate::live::spawn(client.clone(), pushed.clone());
     let mut failures: u32 = 0;
     loop {
         let wait_ms = tokio::select! {
@@ -61,6 +66,7 @@ pub async fn run(
             _ = &mut shutdown => return Ok(()),
             _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
             _ = imported.notified(), if failures == 0 => {}
+            _ = pushed.notified() => {}
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod photos;
 pub mod proxy;
 pub mod sim;
+pub mod webdriver;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,380 @@
+//! The dispatcher console in a real browser (headless Chromium over WebDriver) against a
+//! real server and a real `fieldsync daemon`, plus the console's auth rules over HTTP.
+//! Screenshots of the board, order detail, assignment dialog and conflict inbox, in
+//! English and Chinese, land in `target/screenshots/`.
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use fieldsync_tests::webdriver::Browser;
+use fieldsync_tests::{bin_dir, stderr, wait_for, Agent, Server, DISPATCHER, ENGINEER};
+use serde_json::json;
+
+/// The issue's promise: a new assignment reaches an online agent within one second.
+const LIVE_ASSIGNMENT_MS_MAX: u128 = 1_000;
+
+fn screenshots_dir() -> PathBuf {
+    // target/debug -> target/screenshots
+    bin_dir()
+        .parent()
+        .map(|t| t.join("screenshots"))
+        .unwrap_or_else(|| PathBuf::from("target/screenshots"))
+}
+
+fn spawn_daemon(agent: &Agent) -> Child {
+    agent
+        .command(&["daemon"])
+        // Long enough that only the live channel can explain a sub-second delivery.
+        .env("FIELDSYNC_POLL_INTERVAL_MS", "60000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn daemon")
+}
+
+fn stop(child: &mut Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "daemon ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the agent's own store holds `order` assigned to `user` (read-only, beside the
+/// running daemon).
+fn agent_holds(agent: &Agent, order: &str, user: &str) -> bool {
+    let Ok(conn) = rusqlite::Connection::open_with_flags(
+        agent.db_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) else {
+        return false;
+    };
+    conn.query_row(
+        "SELECT state FROM entities WHERE kind = 'work_order' AND id = ?1",
+        [order],
+        |r| r.get::<_, String>(0),
+    )
+    .ok()
+    .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+    .is_some_and(|v| v["fields"]["assignee"]["v"] == user)
+}
+
+fn login(b: &Browser, server: &Server, who: (&str, &str)) {
+    b.goto(&format!("{}/console/login", server.url)).unwrap();
+    b.find("#user").unwrap().send_keys(who.0).unwrap();
+    b.find("#password").unwrap().send_keys(who.1).unwrap();
+    b.find("#login button[type=submit]")
+        .unwrap()
+        .click()
+        .unwrap();
+}
+
+fn shoot(b: &Browser, name: &str) {
+    let path = screenshots_dir().join(format!("{name}.png"));
+    b.screenshot(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG"), "{} is a PNG", path.display());
+}
+
+#[test]
+fn dispatcher_story_in_a_real_browser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("server"));
+    let api = server.api(DISPATCHER);
+    let (s, _) = api.post(
+        "/api/v1/entities/customer",
+        &json!({"id": "cust-northwind", "name": "Northwind Dairy", "tier": "gold"}),
+    );
+    assert_eq!(s, 201);
+    let (s, _) = api.post(
+        "/api/v1/entities/asset",
+        &json!({"id": "asset-chiller-7", "model": "Carrier 30RB chiller", "customer_id": "cust-northwind"}),
+    );
+    assert_eq!(s, 201);
+    let eve = server.agent(&tmp.path().join("eve"), ENGINEER);
+    eve.sync();
+    let mut daemon = spawn_daemon(&eve);
+
+    let b = Browser::start("en-US").expect("headless chromium (see .ci/run)");
+    login(&b, &server, DISPATCHER);
+    b.wait_css("#board-empty, #board").unwrap();
+
+    // 1. Intake: a missing description is flagged next to the field.
+    b.goto(&format!("{}/console/orders/new", server.url))
+        .unwrap();
+    b.find("#customer")
+        .unwrap()
+        .send_keys("cust-northwind")
+        .unwrap();
+    b.find("#asset")
+        .unwrap()
+        .send_keys("asset-chiller-7")
+        .unwrap();
+    b.find("#intake button[type=submit]")
+        .unwrap()
+        .click()
+        .unwrap();
+    let err = b.wait_css("#description-err").unwrap().text().unwrap();
+    assert!(err.contains("Required"), "{err}");
+    b.find("#description")
+        .unwrap()
+        .send_keys("Chiller 7 tripping on high pressure")
+        .unwrap();
+    b.exec("document.getElementById('priority').value = '2'")
+        .unwrap();
+    b.exec("document.getElementById('channel').value = 'email'")
+        .unwrap();
+    b.find("#reporter")
+        .unwrap()
+        .send_keys("Ann Lee, +44 20 7946 0001")
+        .unwrap();
+    b.find("#intake button[type=submit]")
+        .unwrap()
+        .click()
+        .unwrap();
+    b.wait_css("#assign-link").unwrap();
+    let url = b.url().unwrap();
+    let order = url
+        .rsplit("/console/orders/")
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let text = b.text().unwrap();
+    assert!(text.contains("Email") && text.contains("Ann Lee"), "{text}");
+
+    // Assign to eve; the running daemon has it within a second.
+    b.find("#assign-link").unwrap().click().unwrap();
+    b.wait_css("#cand-eve").unwrap().click().unwrap();
+    shoot(&b, "assign-en");
+    let submitted = Instant::now();
+    b.find("#assign-submit").unwrap().click().unwrap();
+    wait_for(
+        Duration::from_secs(5),
+        "the assignment on eve's device",
+        || agent_holds(&eve, &order, "eve").then_some(()),
+    );
+    let took = submitted.elapsed().as_millis();
+    assert!(
+        took <= LIVE_ASSIGNMENT_MS_MAX,
+        "the assignment reached the online agent in {took} ms"
+    );
+    b.wait_css(".flash").unwrap();
+    b.goto(&format!("{}/console", server.url)).unwrap();
+    b.wait_css(&format!("tr[data-id='{order}']")).unwrap();
+    shoot(&b, "board-en");
+
+    // 2. Eve works offline while the dispatcher edits the same field.
+    stop(&mut daemon);
+    let engineer_text = "Chiller 7: HP switch failed, replaced; monitoring";
+    eve.ok(&["edit", &order, "--description", engineer_text]);
+    std::thread::sleep(Duration::from_millis(20));
+    b.goto(&format!("{}/console/orders/{order}", server.url))
+        .unwrap();
+    let dispatcher_text = "Chiller 7 tripping on HP alarm; line 2 down since 06:00";
+    let d = b.find("#description").unwrap();
+    d.clear().unwrap();
+    d.send_keys(dispatcher_text).unwrap();
+    b.find("#save").unwrap().click().unwrap();
+    b.wait_css(".flash").unwrap();
+    assert_eq!(b.find_all("tr.conflict.open").unwrap(), 0);
+    b.wait_css("body[data-live-ready]").unwrap();
+
+    // 3. Eve syncs; the open page shows the conflict without a reload.
+    eve.sync();
+    b.wait_css("tr.conflict.open").unwrap();
+    let page = b.text().unwrap();
+    assert!(
+        page.contains(engineer_text) && page.contains(dispatcher_text),
+        "{page}"
+    );
+    assert!(page.contains("eve"), "the timeline says who: {page}");
+    shoot(&b, "detail-en");
+    b.goto(&format!("{}/console/conflicts", server.url))
+        .unwrap();
+    b.wait_css(&format!("#inbox a[href='/console/orders/{order}']"))
+        .unwrap();
+    shoot(&b, "conflicts-en");
+
+    // The same four pages in Chinese, through the language switch.
+    b.find("#lang-zh-CN").unwrap().click().unwrap();
+    b.wait_css("html[lang='zh-CN']").unwrap();
+    assert!(b.text().unwrap().contains("未解决的冲突"));
+    shoot(&b, "conflicts-zh");
+    b.goto(&format!("{}/console", server.url)).unwrap();
+    b.wait_css("#board").unwrap();
+    assert!(b.text().unwrap().contains("工单"));
+    shoot(&b, "board-zh");
+    b.goto(&format!("{}/console/orders/{order}", server.url))
+        .unwrap();
+    b.wait_css("tr.conflict.open").unwrap();
+    shoot(&b, "detail-zh");
+    b.goto(&format!("{}/console/orders/{order}/assign", server.url))
+        .unwrap();
+    b.wait_css("#candidates").unwrap();
+    shoot(&b, "assign-zh");
+    b.goto(&format!("{}/console/lang/en", server.url)).unwrap();
+
+    // 4. Resolve: take the engineer's text. The agent sees it after its next sync.
+    b.goto(&format!("{}/console/orders/{order}", server.url))
+        .unwrap();
+    b.wait_css("tr.conflict.open button.use-other")
+        .unwrap()
+        .click()
+        .unwrap();
+    b.wait_css("tr.conflict.resolved").unwrap();
+    eve.sync();
+    let seen = eve.show(&order);
+    assert_eq!(seen["description"], engineer_text, "{seen}");
+    let conflicts = seen["conflicts"].as_array().unwrap();
+    assert!(
+        conflicts.iter().all(|c| c["resolved"] == true),
+        "the resolution reached the agent: {seen}"
+    );
+}
+
+/// A plain HTTPS client for the console: cookies by hand, no redirects followed.
+struct Console {
+    http: reqwest::blocking::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+impl Console {
+    fn new(server: &Server) -> Console {
+        let ca = std::fs::read(&server.ca).unwrap();
+        Console {
+            http: reqwest::blocking::Client::builder()
+                .use_rustls_tls()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: server.url.clone(),
+            cookie: None,
+        }
+    }
+
+    fn post(&self, path: &str, form: &str) -> reqwest::blocking::Response {
+        let mut r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_owned());
+        if let Some(c) = &self.cookie {
+            r = r.header("cookie", c);
+        }
+        r.send().unwrap()
+    }
+
+    fn get(&self, path: &str, lang: &str) -> reqwest::blocking::Response {
+        let mut r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("accept-language", lang);
+        if let Some(c) = &self.cookie {
+            r = r.header("cookie", c);
+        }
+        r.send().unwrap()
+    }
+
+    /// Log in; returns the Set-Cookie header.
+    fn login(&mut self, who: (&str, &str)) -> (u16, Option<String>) {
+        let r = self.post(
+            "/console/login",
+            &format!("user={}&password={}", who.0, who.1),
+        );
+        let set = r
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().to_owned());
+        if let Some(s) = &set {
+            self.cookie = Some(s.split(';').next().unwrap().to_owned());
+        }
+        (r.status().as_u16(), set)
+    }
+
+    fn csrf(&self) -> String {
+        let page = self.get("/console", "en").text().unwrap();
+        let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+        page[at..at + 64].to_owned()
+    }
+}
+
+#[test]
+fn console_auth_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("server"));
+
+    // Not signed in: the console sends you to the login page.
+    let c = Console::new(&server);
+    let r = c.get("/console", "en");
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/login");
+
+    // An engineer's credentials cannot open the console.
+    let mut c = Console::new(&server);
+    let (status, cookie) = c.login(ENGINEER);
+    assert_eq!(status, 403);
+    assert!(cookie.is_none(), "no session for an engineer");
+    // Nor can an engineer's API session token, put in the cookie by hand.
+    let eve_api = server.api(ENGINEER);
+    c.cookie = Some(format!("fs_console={}", eve_api.token.clone().unwrap()));
+    assert_eq!(c.get("/console", "en").status(), 403);
+
+    // A dispatcher gets a hardened session cookie.
+    let mut c = Console::new(&server);
+    let (status, cookie) = c.login(DISPATCHER);
+    assert_eq!(status, 303);
+    let cookie = cookie.unwrap();
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict"] {
+        assert!(cookie.contains(attr), "{cookie} has {attr}");
+    }
+    let board = c.get("/console", "zh-CN,zh;q=0.9");
+    assert_eq!(board.status(), 200);
+    assert!(
+        board.text().unwrap().contains("工单看板"),
+        "Accept-Language picks Chinese"
+    );
+
+    // A POST without its CSRF token (or with another) is refused and changes nothing.
+    let before = server.api(DISPATCHER).get("/api/v1/work-orders").1;
+    let form = "description=Forged&priority=1&channel=web";
+    assert_eq!(c.post("/console/orders/new", form).status(), 403);
+    let forged = format!("{form}&csrf={}", "0".repeat(64));
+    assert_eq!(c.post("/console/orders/new", &forged).status(), 403);
+    assert_eq!(server.api(DISPATCHER).get("/api/v1/work-orders").1, before);
+    let ok = format!("{form}&csrf={}", c.csrf());
+    assert_eq!(c.post("/console/orders/new", &ok).status(), 303);
+
+    // Revoking a device in the console: its next sync is refused.
+    let eve = server.agent(&tmp.path().join("eve"), ENGINEER);
+    eve.sync();
+    let device = eve.meta("device_id").unwrap();
+    let no_csrf = c.post(&format!("/console/devices/{device}/revoke"), "");
+    assert_eq!(no_csrf.status(), 403);
+    eve.sync();
+    let r = c.post(
+        &format!("/console/devices/{device}/revoke"),
+        &format!("csrf={}", c.csrf()),
+    );
+    assert_eq!(r.status(), 303);
+    let o = eve.run(&["sync"]);
+    assert!(!o.status.success(), "a revoked device cannot sync");
+    assert!(stderr(&o).contains("revoked"), "{}", stderr(&o));
+
+    // Logging out ends the session on the server, not just in the browser.
+    let old = c.cookie.clone();
+    let r = c.post("/console/logout", &format!("csrf={}", c.csrf()));
+    assert_eq!(r.status(), 303);
+    c.cookie = old;
+    assert_eq!(c.get("/console", "en").status(), 303);
+}

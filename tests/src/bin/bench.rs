@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 // A bin root's modules resolve next to it (src/bin/), so point them into bench/.
+#[path = "bench/console_bench.rs"]
+mod console_bench;
 #[path = "bench/harness.rs"]
 mod harness;
 #[path = "bench/photos_bench.rs"]
@@ -43,6 +45,8 @@ enum Command {
     /// Photos: blob stores (sled against plain files: import and read back, disk, RSS,
     /// crash safety), and 200 uploads of 3 MB against a plain HTTPS transfer.
     Photos(photos_bench::Args),
+    /// The dispatcher console's board at 50,000 orders: server time per page.
+    Console(console_bench::Args),
     /// (internal) one blob store operation in a child process, for `photos`.
     #[command(hide = true)]
     PhotoStoreWorker(photos_bench::WorkerArgs),
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Sync(cli.sync)) {
         Command::Sync(args) => sync_bench::run(&args),
         Command::Photos(args) => photos_bench::run(&args),
+        Command::Console(args) => console_bench::run(&args),
         Command::PhotoStoreWorker(args) => {
             return match photos_bench::worker(&args) {
                 Ok(()) => ExitCode::SUCCESS,

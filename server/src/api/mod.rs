@@ -26,11 +26,6 @@ use crate::auth::{new_token, token_hash, verify_password};
 use crate::settings::Settings;
 use crate::store::{Store, UserRecord};
 
-/// Password checks running at once (argon2 is memory-hard by design).
-const PASSWORD_CHECKS_CONCURRENT_MAX: usize = 2;
-static PASSWORD_CHECKS: tokio::sync::Semaphore =
-    tokio::sync::Semaphore::const_new(PASSWORD_CHECKS_CONCURRENT_MAX);
-
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
@@ -103,7 +98,7 @@ async fn method_not_allowed() -> ApiError {
 async fn login(app: &AppState, user: String, password: String) -> Result<UserRecord, ApiError> {
     // Each check holds ~19 MiB for tens of ms: a burst of logins (a fleet re-enrolling,
     // or an attacker) waits its turn instead of multiplying the server's memory.
-    let _permit = PASSWORD_CHECKS
+    let _permit = crate::auth::PASSWORD_CHECKS
         .acquire()
         .await
         .map_err(|_| ApiError::internal("the password checker is closed"))?;

@@ -221,7 +221,8 @@ pub async fn login(State(app): State<AppState>, headers: HeaderMap, body: Bytes)
     let (user, password) = (form.get("user").to_owned(), form.get("password").to_owned());
     let store = app.store.clone();
     let u2 = user.clone();
-    // argon2 is deliberately slow: off the async threads.
+    // argon2 is deliberately slow and memory-hard: off the async threads, a few at a time.
+    let permit = crate::auth::PASSWORD_CHECKS.acquire().await;
     let found = tokio::task::spawn_blocking(move || {
         store
             .user(&u2)
@@ -232,6 +233,7 @@ pub async fn login(State(app): State<AppState>, headers: HeaderMap, body: Bytes)
     .await
     .ok()
     .flatten();
+    drop(permit);
     let Some(rec) = found else {
         return login_page(
             lang,

@@ -16,6 +16,8 @@ use clap::{Parser, Subcommand};
 mod console_bench;
 #[path = "bench/harness.rs"]
 mod harness;
+#[path = "bench/load_bench.rs"]
+mod load_bench;
 #[path = "bench/photos_bench.rs"]
 mod photos_bench;
 #[path = "bench/report.rs"]
@@ -47,6 +49,9 @@ enum Command {
     Photos(photos_bench::Args),
     /// The dispatcher console's board at 50,000 orders: server time per page.
     Console(console_bench::Args),
+    /// 1,000 agents syncing at once against one server process: push latency p50/p99,
+    /// errors, server peak RSS.
+    Load(load_bench::Args),
     /// (internal) one blob store operation in a child process, for `photos`.
     #[command(hide = true)]
     PhotoStoreWorker(photos_bench::WorkerArgs),
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
         Command::Sync(args) => sync_bench::run(&args),
         Command::Photos(args) => photos_bench::run(&args),
         Command::Console(args) => console_bench::run(&args),
+        Command::Load(args) => load_bench::run(&args),
         Command::PhotoStoreWorker(args) => {
             return match photos_bench::worker(&args) {
                 Ok(()) => ExitCode::SUCCESS,

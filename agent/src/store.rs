@@ -585,17 +585,27 @@ impl Store {
         rows.map(|j| parse_op(&j?)).collect()
     }
 
-    /// Record the server's acknowledgement: refused ops are kept with their reason, the
-    /// others are folded into the confirmed state and leave the outbox.
-    pub fn ack(&mut self, resp: &PushResponse) -> Result<AckOutcome> {
+    /// Record the server's answer to a push whose last op was `sent_last`: refused ops are
+    /// kept with their reason, the others are folded into the confirmed state and leave
+    /// the outbox.
+    ///
+    /// Only ops up to `sent_last` are settled, even when `acked_seq` is higher. The server
+    /// acknowledges every op of ours it has processed, but lists refusals only for the ops
+    /// in this request, so a later op it took from an earlier request (one in flight when
+    /// the agent crashed, or whose answer was lost) may have been refused in an answer we
+    /// never read. Settling it here would fold a refused change into the confirmed state
+    /// and lose the refusal; left pending, it is sent again and the server repeats its
+    /// verdict. (Found by the simulation, `tests/tests/sim.rs`.)
+    pub fn ack(&mut self, resp: &PushResponse, sent_last: u64) -> Result<AckOutcome> {
         let who = self.require_enrollment()?;
         let wall = Arc::clone(&self.clock);
+        let settled = resp.acked_seq.min(sent_last) as i64;
         let tx = self.tx()?;
         let rows: Vec<(i64, String)> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT seq, op FROM outbox WHERE rejected_code IS NULL AND seq <= ?1 ORDER BY seq",
             )?;
-            let rows = stmt.query_map([resp.acked_seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows = stmt.query_map([settled], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<Result<_, _>>()?
         };
         let refused: HashMap<u64, _> = resp.rejected.iter().map(|r| (r.seq, r)).collect();
@@ -635,9 +645,9 @@ impl Store {
              SELECT seq, kind, id, order_id, op, created_ms, ?2 FROM outbox
              WHERE rejected_code IS NULL AND seq <= ?1",
         )?
-        .execute(params![resp.acked_seq as i64, now as i64])?;
+        .execute(params![settled, now as i64])?;
         tx.prepare_cached("DELETE FROM outbox WHERE rejected_code IS NULL AND seq <= ?1")?
-            .execute([resp.acked_seq as i64])?;
+            .execute([settled])?;
         tx.prepare_cached("DELETE FROM sent_log WHERE acked_ms < ?1")?
             .execute([now.saturating_sub(RESEND_LOG_KEEP_MS) as i64])?;
         if resp.acked_seq > meta_u64(&tx, "acked_seq")? {
@@ -909,15 +919,18 @@ mod tests {
         set_status(&mut s, "w1", "en-route");
         set_status(&mut s, "w1", "on-site");
         let out = s
-            .ack(&PushResponse {
-                acked_seq: 2,
-                rejected: vec![Rejection {
-                    seq: 2,
-                    code: "not_owner".into(),
-                    message: "no".into(),
-                }],
-                server_time_ms: 700,
-            })
+            .ack(
+                &PushResponse {
+                    acked_seq: 2,
+                    rejected: vec![Rejection {
+                        seq: 2,
+                        code: "not_owner".into(),
+                        message: "no".into(),
+                    }],
+                    server_time_ms: 700,
+                },
+                2,
+            )
             .unwrap();
         assert_eq!(
             out,
@@ -936,6 +949,50 @@ mod tests {
             "refused op no longer shows"
         );
         assert!(s.push_batch(10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_ack_settles_only_the_ops_its_push_carried() {
+        // Ops 3 and 4 went out in a batch before a crash; the server refused 3 in an
+        // answer that was never read. The resent batch [1, 2] is answered "acked 4, no
+        // refusals": 3 and 4 must stay pending, so their resend brings the refusal back.
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = enrolled(dir.path());
+        s.apply_page(&page(vec![order("w1", "eve")], 3)).unwrap();
+        for status in ["en-route", "on-site", "on-hold", "completed"] {
+            set_status(&mut s, "w1", status);
+        }
+        let answer = |rejected: Vec<Rejection>| PushResponse {
+            acked_seq: 4,
+            rejected,
+            server_time_ms: 700,
+        };
+        let out = s.ack(&answer(vec![]), 2).unwrap();
+        assert_eq!(
+            out,
+            AckOutcome {
+                applied: 2,
+                rejected: 0
+            }
+        );
+        assert_eq!(s.pending_count().unwrap(), 2, "3 and 4 are not settled");
+        let refusal = Rejection {
+            seq: 3,
+            code: "out_of_scope".into(),
+            message: "reassigned".into(),
+        };
+        let out = s.ack(&answer(vec![refusal]), 4).unwrap();
+        assert_eq!(
+            out,
+            AckOutcome {
+                applied: 1,
+                rejected: 1
+            }
+        );
+        let r = s.rejected().unwrap();
+        assert_eq!((r.len(), r[0].seq), (1, 3), "the refusal is kept");
+        let v = s.view(EntityKind::WorkOrder, "w1").unwrap().unwrap();
+        assert_eq!(v.str("status"), Some("completed"));
     }
 
     #[test]
@@ -966,11 +1023,14 @@ mod tests {
             s.order_view(&"w1".into()).unwrap().is_some(),
             "w1 kept for its pending op"
         );
-        s.ack(&PushResponse {
-            acked_seq: 1,
-            rejected: vec![],
-            server_time_ms: 0,
-        })
+        s.ack(
+            &PushResponse {
+                acked_seq: 1,
+                rejected: vec![],
+                server_time_ms: 0,
+            },
+            1,
+        )
         .unwrap();
         assert!(
             s.view(EntityKind::WorkOrder, "w1").unwrap().is_none(),
@@ -996,15 +1056,18 @@ mod tests {
             })
             .unwrap_err();
         assert!(err.to_string().contains("no longer assigned"), "{err}");
-        s.ack(&PushResponse {
-            acked_seq: 1,
-            rejected: vec![Rejection {
-                seq: 1,
-                code: "out_of_scope".into(),
-                message: "reassigned".into(),
-            }],
-            server_time_ms: 0,
-        })
+        s.ack(
+            &PushResponse {
+                acked_seq: 1,
+                rejected: vec![Rejection {
+                    seq: 1,
+                    code: "out_of_scope".into(),
+                    message: "reassigned".into(),
+                }],
+                server_time_ms: 0,
+            },
+            1,
+        )
         .unwrap();
         assert!(s.orders().unwrap().is_empty(), "not in the list");
         assert!(s.order_left_scope(&"w1".into()).unwrap());

@@ -130,7 +130,7 @@ pub async fn push_pending(
         if complete {
             in_flight = send(client, store.push_batch_after(last, batch_max)?);
         }
-        let acked = match store.ack(&resp) {
+        let acked = match store.ack(&resp, last) {
             Ok(a) => a,
             Err(e) => {
                 if let Some((next, _)) = in_flight.take() {

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_epoch.sql"),
     include_str!("../../migrations/0003_console.sql"),
+    include_str!("../../migrations/0004_board_speed.sql"),
 ];
 /// Idle reader connections kept open.
 const READER_POOL_CONNECTIONS_MAX: usize = 8;
@@ -1027,17 +1028,30 @@ impl Store for SqliteStore {
         if let Some(v) = &q.customer_id {
             add("customer_id =", v.clone().into());
         }
+        // Each matches an index of 0004 column for column and direction for direction, so a
+        // page is an index walk that stops after `offset + limit` rows.
         let order = match q.sort {
             BoardSort::Recent => "seq DESC",
             BoardSort::Priority => "priority, seq DESC",
-            BoardSort::Due => "due_ms IS NULL, due_ms, seq DESC",
+            BoardSort::Due => "(due_ms IS NULL), due_ms, seq DESC",
             BoardSort::Status => "status, seq DESC",
         };
+        let filtered = !args.is_empty();
         self.read(|c| {
             let tx = c.unchecked_transaction()?;
-            let total: i64 = tx
-                .prepare_cached(&format!("SELECT COUNT(*) FROM entities WHERE {filter}"))?
-                .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+            let counts = tx
+                .prepare_cached("SELECT status, n FROM board_counts WHERE n > 0 ORDER BY status")?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            // Unfiltered, the total is the counts' sum; a filter's own index counts the rest.
+            let total = if filtered {
+                tx.prepare_cached(&format!("SELECT COUNT(*) FROM entities WHERE {filter}"))?
+                    .query_row(rusqlite::params_from_iter(args.iter()), |r| {
+                        r.get::<_, i64>(0)
+                    })? as u64
+            } else {
+                counts.iter().map(|c| c.1).sum()
+            };
             let mut page_args = args.clone();
             page_args.push((q.limit as i64).into());
             page_args.push((q.offset as i64).into());
@@ -1052,16 +1066,10 @@ impl Store for SqliteStore {
                 })?
                 .map(|j| Ok(view::summary(&parse_state(&j?)?)))
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let counts = tx
-                .prepare_cached(
-                    "SELECT status, COUNT(*) FROM entities WHERE kind = 'work_order' GROUP BY status",
-                )?
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
-                .collect::<Result<Vec<_>, _>>()?;
             tx.commit()?;
             Ok(BoardPage {
                 rows,
-                total: total as u64,
+                total,
                 counts,
             })
         })
@@ -1151,8 +1159,7 @@ impl Store for SqliteStore {
                 let open_load: i64 = c
                     .prepare_cached(
                         "SELECT COUNT(*) FROM entities WHERE kind = 'work_order' AND assignee = ?1
-                         AND status != 'completed'
-                         AND COALESCE(json_extract(state, '$.fields.cancelled.v'), 0) = 0",
+                         AND cancelled = 0 AND status != 'completed'",
                     )?
                     .query_row([&name], |r| r.get(0))?;
                 let devices = c
@@ -1187,5 +1194,227 @@ impl Store for SqliteStore {
             }
             Ok(out)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use fieldsync_proto::{EntityId, EntityKind, Hlc, Op, OpKind, Role, Version};
+    use serde_json::Value;
+
+    use super::*;
+    use crate::store::{Actor, BoardQuery, BoardSort, Store};
+
+    const NOW_MS: u64 = 1_700_000_000_000;
+    const ORDERS: u64 = 30;
+
+    fn order_op(seq: u64, id: &str, op: OpKind, fields: &[(&str, Value)]) -> Op {
+        Op {
+            seq,
+            kind: EntityKind::WorkOrder,
+            id: EntityId(id.to_owned()),
+            hlc: Hlc((NOW_MS << 16) | seq),
+            op,
+            fields: fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            base: BTreeMap::new(),
+        }
+    }
+
+    fn seeded() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("fs.db")).unwrap();
+        store
+            .add_user("dana", Role::Dispatcher, "x", NOW_MS)
+            .unwrap();
+        store.add_user("eve", Role::Engineer, "x", NOW_MS).unwrap();
+        let dev = store.enroll_device("dana", "t", "tok", NOW_MS).unwrap();
+        let eve_dev = store.enroll_device("eve", "t", "tok-eve", NOW_MS).unwrap();
+        let dana = Actor {
+            user: "dana".into(),
+            role: Role::Dispatcher,
+            device: Some(dev),
+        };
+        let eve = Actor {
+            user: "eve".into(),
+            role: Role::Engineer,
+            device: Some(eve_dev),
+        };
+        let creates: Vec<Op> = (1..=ORDERS)
+            .map(|i| {
+                let mut f = vec![
+                    ("priority", Value::from((i % 3 + 1) as i64)),
+                    ("assignee", Value::from("eve")),
+                    ("description", Value::from("unit not cooling")),
+                ];
+                if i % 4 != 0 {
+                    f.push(("scheduled_end", Value::from(NOW_MS + (i * 37 % 11) * 1_000)));
+                }
+                order_op(i, &format!("wo-{i}"), OpKind::Create, &f)
+            })
+            .collect();
+        let r = store.push(&dana, dev, &creates, NOW_MS).unwrap();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        // Statuses move after creation (engineers own them), some twice: counts must follow.
+        let statuses = ["open", "on-hold", "completed"];
+        let mut moves: Vec<Op> = (1..=ORDERS)
+            .map(|i| {
+                let status = Value::from(statuses[i as usize % 3]);
+                order_op(i, &format!("wo-{i}"), OpKind::Set, &[("status", status)])
+            })
+            .collect();
+        let again = |seq: u64, id: &str, status: &str, after: &Op| {
+            let mut op = order_op(seq, id, OpKind::Set, &[("status", status.into())]);
+            op.base
+                .insert("status".into(), Version::from((after.hlc, eve_dev)));
+            op
+        };
+        moves.push(again(ORDERS + 1, "wo-3", "on-hold", &moves[2]));
+        moves.push(again(ORDERS + 2, "wo-6", "en-route", &moves[5]));
+        for m in &mut moves {
+            m.hlc = Hlc(((NOW_MS + 1) << 16) | m.seq);
+        }
+        let r = store.push(&eve, eve_dev, &moves, NOW_MS).unwrap();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        (dir, store)
+    }
+
+    fn all_orders(store: &SqliteStore) -> Vec<fieldsync_proto::view::OrderSummary> {
+        store
+            .board(&BoardQuery {
+                limit: 1_000,
+                ..Default::default()
+            })
+            .unwrap()
+            .rows
+    }
+
+    #[test]
+    fn board_counts_follow_every_status_change() {
+        let (_dir, store) = seeded();
+        let orders = all_orders(&store);
+        let mut want: BTreeMap<String, u64> = BTreeMap::new();
+        for o in &orders {
+            *want.entry(o.status.clone()).or_default() += 1;
+        }
+        assert_eq!(want.get("en-route"), Some(&1));
+        let page = store.board(&BoardQuery {
+            limit: 5,
+            ..Default::default()
+        });
+        let page = page.unwrap();
+        assert_eq!(page.counts, want.into_iter().collect::<Vec<_>>());
+        assert_eq!(page.total, 30);
+        let filtered = store
+            .board(&BoardQuery {
+                status: Some("on-hold".into()),
+                priority: Some(1),
+                limit: 5,
+                ..Default::default()
+            })
+            .unwrap();
+        let expect = orders
+            .iter()
+            .filter(|o| o.status == "on-hold" && o.priority == Some(1))
+            .count();
+        assert_eq!(filtered.total, expect as u64);
+    }
+
+    #[test]
+    fn board_pages_follow_each_sort_across_offsets() {
+        let (_dir, store) = seeded();
+        for sort in [
+            BoardSort::Recent,
+            BoardSort::Priority,
+            BoardSort::Due,
+            BoardSort::Status,
+        ] {
+            let whole = store
+                .board(&BoardQuery {
+                    sort,
+                    limit: 1_000,
+                    ..Default::default()
+                })
+                .unwrap()
+                .rows;
+            let key = |o: &fieldsync_proto::view::OrderSummary| match sort {
+                BoardSort::Recent => (0, 0, String::new()),
+                BoardSort::Priority => (o.priority.unwrap_or(0), 0, String::new()),
+                BoardSort::Due => (
+                    i64::from(o.scheduled_end.is_none()),
+                    o.scheduled_end.unwrap_or(0) as i64,
+                    String::new(),
+                ),
+                BoardSort::Status => (0, 0, o.status.clone()),
+            };
+            assert!(
+                whole.windows(2).all(|w| key(&w[0]) <= key(&w[1])),
+                "{sort:?} out of order"
+            );
+            // Paging by offset yields the same sequence, with no order twice.
+            let mut paged = Vec::new();
+            for offset in (0..30).step_by(7) {
+                paged.extend(
+                    store
+                        .board(&BoardQuery {
+                            sort,
+                            offset,
+                            limit: 7,
+                            ..Default::default()
+                        })
+                        .unwrap()
+                        .rows,
+                );
+            }
+            let ids = |v: &[fieldsync_proto::view::OrderSummary]| {
+                v.iter().map(|o| o.id.clone()).collect::<Vec<_>>()
+            };
+            assert_eq!(ids(&paged), ids(&whole), "{sort:?}");
+        }
+    }
+
+    #[test]
+    fn board_sorts_walk_an_index_instead_of_sorting() {
+        let (_dir, store) = seeded();
+        let sorts = [
+            "seq DESC",
+            "priority, seq DESC",
+            "(due_ms IS NULL), due_ms, seq DESC",
+            "status, seq DESC",
+        ];
+        let filters = [
+            "",
+            " AND status = 'open'",
+            " AND priority = 1",
+            " AND assignee = 'x'",
+        ];
+        store
+            .read(|c| {
+                for order in sorts {
+                    for filter in filters {
+                        let sql = format!(
+                            "EXPLAIN QUERY PLAN SELECT state FROM entities
+                             WHERE kind = 'work_order'{filter} ORDER BY {order} LIMIT 50"
+                        );
+                        let plan = c
+                            .prepare(&sql)?
+                            .query_map([], |r| r.get::<_, String>(3))?
+                            .collect::<Result<Vec<_>, _>>()?
+                            .join("; ");
+                        // An engineer's orders are few; sorting them is cheap.
+                        if filter.contains("assignee") && !order.starts_with("seq") {
+                            continue;
+                        }
+                        assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
+                        assert!(plan.contains("board_"), "{sql}: {plan}");
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
     }
 }

@@ -135,6 +135,15 @@ fn load(conn: &Connection, kind: EntityKind, id: &str) -> Result<Option<EntitySt
         .transpose()
 }
 
+/// `load`, except that a copy marked stale by a server rollback counts as absent.
+fn load_fresh(conn: &Connection, kind: EntityKind, id: &str) -> Result<Option<EntityState>> {
+    conn.prepare_cached("SELECT state FROM entities WHERE kind = ?1 AND id = ?2 AND stale = 0")?
+        .query_row(params![kind.as_str(), id], |r| r.get::<_, String>(0))
+        .optional()?
+        .map(|j| parse_state(&j))
+        .transpose()
+}
+
 /// Store `state`. A pull brings it (back) into scope; folding our own acked op into an
 /// entity that left the scope must not bring it back.
 fn save(conn: &Connection, state: &EntityState, in_scope: bool) -> Result<()> {
@@ -664,7 +673,12 @@ impl Store {
         let wall = Arc::clone(&self.clock);
         let tx = self.tx()?;
         for incoming in &page.entities {
-            let merged = match load(&tx, incoming.kind, incoming.id.as_str())? {
+            // After a server rollback our copies are stale: they can hold versions from the
+            // history the server lost (a console write made after its backup), which a
+            // join would keep forever, so the device would never agree with the server
+            // again. The first copy the server sends again replaces ours; our own lost
+            // ops are back in the outbox and go out again. (Found by the simulation.)
+            let merged = match load_fresh(&tx, incoming.kind, incoming.id.as_str())? {
                 Some(cur) => cur.joined(incoming),
                 None => incoming.clone(),
             };
@@ -690,8 +704,18 @@ impl Store {
         if page.cursor > meta_u64(&tx, "cursor")? {
             set_meta(&tx, "cursor", page.cursor)?;
         }
+        // The page's own versions count as seen too, not only its `hlc`: the server reads
+        // that clock before the rows, so a push committing in between can hand us a
+        // version newer than it. An edit stamped below the version it replaces would lose
+        // to it with no conflict raised, silently. (Found by the simulation's pull race.)
+        let newest = page
+            .entities
+            .iter()
+            .filter_map(EntityState::max_version)
+            .map(|v| v.hlc)
+            .fold(page.hlc, Hlc::max);
         let mut clock = HlcClock::new(Hlc(meta_u64(&tx, "hlc")?));
-        clock.observe(page.hlc, wall.now_ms());
+        clock.observe(newest, wall.now_ms());
         set_meta(&tx, "hlc", clock.last().0)?;
         tx.commit()?;
         Ok(())
@@ -805,10 +829,23 @@ fn local_view(
 mod tests {
     use super::*;
     use fieldsync_proto::wire::Rejection;
+    use fieldsync_proto::Version;
     use serde_json::json;
 
     fn enrolled(dir: &Path) -> Store {
-        let mut s = Store::open(dir).unwrap();
+        enrolled_with(Store::open(dir).unwrap())
+    }
+
+    /// A clock stopped at one instant.
+    struct Stopped(u64);
+
+    impl Clock for Stopped {
+        fn now_ms(&self) -> u64 {
+            self.0
+        }
+    }
+
+    fn enrolled_with(mut s: Store) -> Store {
         s.save_enrollment(
             "https://example.test",
             &EnrollResponse {
@@ -993,6 +1030,66 @@ mod tests {
         assert_eq!((r.len(), r[0].seq), (1, 3), "the refusal is kept");
         let v = s.view(EntityKind::WorkOrder, "w1").unwrap().unwrap();
         assert_eq!(v.str("status"), Some("completed"));
+    }
+
+    #[test]
+    fn an_edit_orders_after_every_version_a_page_brought() {
+        // The page's clock was read before a push committed a newer version into the
+        // page; our clock is behind both. The edit must still order after what it saw.
+        let dir = tempfile::tempdir().unwrap();
+        let mut s =
+            enrolled_with(Store::open_with_clock(dir.path(), Arc::new(Stopped(1_000))).unwrap());
+        let mut w1 = order("w1", "eve");
+        let newer = Version {
+            hlc: Hlc::from_millis(2_000),
+            dev: 3,
+        };
+        w1.fields.get_mut("description").unwrap().ver = newer;
+        let mut p = page(vec![w1], 3);
+        p.hlc = Hlc::from_millis(1_000);
+        s.apply_page(&p).unwrap();
+        let op = s
+            .record(EntityKind::WorkOrder, &"w1".into(), OpKind::Set, |_, _| {
+                Ok(BTreeMap::from([(
+                    "description".into(),
+                    json!("pump, leaking"),
+                )]))
+            })
+            .unwrap();
+        assert_eq!(op.base["description"], newer);
+        assert!(
+            op.version(7) > newer,
+            "{} does not order after {}",
+            op.hlc,
+            newer.hlc
+        );
+    }
+
+    #[test]
+    fn after_a_rollback_the_servers_copy_replaces_ours() {
+        // Our copy holds a console write the restored server no longer has, at a newer
+        // version than anything it still has: a join would keep it forever.
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = enrolled(dir.path());
+        let restored = order("w1", "eve");
+        let mut lost = restored.clone();
+        let later = Version {
+            hlc: Hlc::from_millis(900),
+            dev: 0,
+        };
+        let assignee = lost.fields.get_mut("assignee").unwrap();
+        (assignee.v, assignee.ver) = (json!("sam"), later);
+        s.apply_page(&page(vec![lost], 3)).unwrap();
+        assert_eq!(s.check_server_history(1, 0).unwrap(), 0, "first contact");
+        s.check_server_history(2, 0).unwrap();
+        assert_eq!(s.cursor().unwrap(), 0, "the rollback starts a full pull");
+        s.apply_page(&page(vec![restored.clone()], 2)).unwrap();
+        let w1 = s.view(EntityKind::WorkOrder, "w1").unwrap().unwrap();
+        assert_eq!(
+            w1, restored,
+            "the server's copy, not a join with the lost write"
+        );
+        assert_eq!(s.digest().unwrap(), scope::digest([&restored]));
     }
 
     #[test]

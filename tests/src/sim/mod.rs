@@ -20,7 +20,7 @@
 //! One seed names one run: all randomness comes from one `SimRng`, time is virtual, and
 //! nothing iterates a hash map to decide anything.
 
-mod check;
+pub mod check;
 mod device;
 pub mod rng;
 mod server;
@@ -63,6 +63,8 @@ const DAY_MS: u64 = 24 * 3600 * 1000;
 /// What varies from seed to seed besides the events themselves.
 #[derive(Clone, Debug, Serialize)]
 pub struct Params {
+    /// No faults and right clocks: plain interleavings.
+    pub calm: bool,
     pub engineers: usize,
     pub user_actions: usize,
     pub push_batch_ops_max: usize,
@@ -77,10 +79,15 @@ pub struct Params {
     pub device_crash_mid_fold: u32,
     /// Per mille, per request the server receives: crash before / after committing it.
     pub server_crash: u32,
+    /// Per mille, per pull: a push commits between the pull reading the server clock and
+    /// reading its rows (threads interleaving inside the real server).
+    pub pull_race: u32,
     /// Weights of standalone fault events.
     pub crash_weight: u32,
     pub partition_weight: u32,
     pub clock_weight: u32,
+    pub backup_weight: u32,
+    pub restore_weight: u32,
 }
 
 impl Params {
@@ -89,6 +96,7 @@ impl Params {
         let calm = rng.chance(250);
         let f = |rng: &mut SimRng, max: u64| if calm { 0 } else { rng.range(0, max) as u32 };
         Params {
+            calm,
             engineers: rng.range(2, 3) as usize,
             user_actions: rng.range(20, 60) as usize,
             push_batch_ops_max: rng.range(1, 4) as usize,
@@ -98,9 +106,12 @@ impl Params {
             device_crash_on_receive: f(rng, 50),
             device_crash_mid_fold: f(rng, 80),
             server_crash: f(rng, 30),
+            pull_race: f(rng, 1000),
             crash_weight: f(rng, 4),
             partition_weight: f(rng, 4),
             clock_weight: f(rng, 3),
+            backup_weight: f(rng, 2),
+            restore_weight: f(rng, 1),
         }
     }
 }
@@ -115,6 +126,8 @@ pub struct Faults {
     pub device_crashes: u64,
     pub server_crashes: u64,
     pub clock_jumps: u64,
+    pub pull_races: u64,
+    pub restores: u64,
 }
 
 impl Faults {
@@ -126,6 +139,8 @@ impl Faults {
             + self.device_crashes
             + self.server_crashes
             + self.clock_jumps
+            + self.pull_races
+            + self.restores
     }
 
     pub fn add(&mut self, o: &Faults) {
@@ -136,6 +151,8 @@ impl Faults {
         self.device_crashes += o.device_crashes;
         self.server_crashes += o.server_crashes;
         self.clock_jumps += o.clock_jumps;
+        self.pull_races += o.pull_races;
+        self.restores += o.restores;
     }
 }
 
@@ -151,6 +168,7 @@ pub struct SeedReport {
     pub refused_by_server: u64,
     pub conflicts: u64,
     pub faults: Faults,
+    pub known: check::Known,
 }
 
 /// A seed that broke a promise.
@@ -167,6 +185,10 @@ impl fmt::Display for SimFailure {
         for v in &self.violations {
             writeln!(f, "  - {v}")?;
         }
+        writeln!(
+            f,
+            "(ops are named device/seq by device id: 0 is the console, n is dev{{n-1}})"
+        )?;
         let skip = self.trace.len().saturating_sub(TRACE_TAIL_LINES);
         writeln!(
             f,
@@ -254,6 +276,9 @@ pub(crate) struct World {
     violations: Vec<String>,
     trace: Vec<String>,
     steps: usize,
+    /// Fail on known issues too.
+    strict: bool,
+    known: check::Known,
 }
 
 /// A temp dir on tmpfs where there is one: the stores sync on every commit, which is
@@ -273,6 +298,11 @@ fn temp_dir() -> std::io::Result<tempfile::TempDir> {
 
 /// Run one seed to quiescence and check every promise.
 pub fn run_seed(seed: u64) -> Result<SeedReport, SimFailure> {
+    run_seed_with(seed, false)
+}
+
+/// `run_seed`, failing on known issues too when `strict`.
+pub fn run_seed_with(seed: u64, strict: bool) -> Result<SeedReport, SimFailure> {
     let mut rng = SimRng::new(seed);
     let params = Params::draw(&mut rng);
     let dir = temp_dir().map_err(|e| SimFailure {
@@ -281,6 +311,7 @@ pub fn run_seed(seed: u64) -> Result<SeedReport, SimFailure> {
         trace: vec![],
     })?;
     let mut world = World::new(seed, rng, params, dir);
+    world.strict = strict;
     world.run();
     if world.violations.is_empty() {
         Ok(world.report())
@@ -296,7 +327,7 @@ pub fn run_seed(seed: u64) -> Result<SeedReport, SimFailure> {
 impl World {
     fn new(seed: u64, mut rng: SimRng, params: Params, dir: tempfile::TempDir) -> World {
         let now = EPOCH_MS + rng.below(DAY_MS * 365);
-        let server = ServerNode::new(dir.path().join("server.db"));
+        let server = ServerNode::new(dir.path().join("server"));
         let mut world = World {
             seed,
             rng,
@@ -311,6 +342,8 @@ impl World {
             violations: Vec::new(),
             trace: Vec::new(),
             steps: 0,
+            strict: false,
+            known: check::Known::default(),
             _dir: dir,
         };
         world.setup();
@@ -351,8 +384,11 @@ impl World {
                 }
             };
             let dir = self._dir.path().join(format!("dev{i}"));
-            let dev = Device::new(i, user, *role, device_id, dir);
-            dev.clock.set(self.now);
+            let mut dev = Device::new(i, user, *role, device_id, dir);
+            if !self.params.calm {
+                dev.skew_ms = self.draw_skew(false);
+            }
+            dev.clock.set(self.now.saturating_add_signed(dev.skew_ms));
             self.devices.push(dev);
         }
         for i in 0..self.devices.len() {
@@ -376,6 +412,7 @@ impl World {
             refused_by_server: self.server.refused_count(),
             conflicts: self.server.conflict_count(),
             faults: self.faults,
+            known: self.known,
         }
     }
 
@@ -408,7 +445,8 @@ impl World {
         }
         self.quiesce();
         if self.violations.is_empty() {
-            let found = check::check(self);
+            let (found, known) = check::check(self);
+            self.known = known;
             for v in found {
                 self.violation(v);
             }
@@ -435,6 +473,16 @@ impl World {
             p.partition_weight,                       // partition
             if any_cut { 6 } else { 0 },              // heal
             p.clock_weight,                           // clock jump
+            if self.server.is_up() {
+                p.backup_weight
+            } else {
+                0
+            }, // backup
+            if self.server.has_backup() {
+                p.restore_weight
+            } else {
+                0
+            }, // restore
         ];
         match self.rng.weighted(&weights) {
             0 => self.deliver_random(),
@@ -493,22 +541,54 @@ impl World {
                 }
                 self.trace("partitions healed");
             }
-            _ => self.jump_clock(),
+            11 => self.jump_clock(),
+            12 => match self.server.backup() {
+                Ok(f) => self.trace(format!("server: backed up to {}", f.display())),
+                Err(e) => self.violation(format!("backup failed: {e}")),
+            },
+            _ => self.restore(),
         }
         false
+    }
+
+    /// The server is stopped and restored from one of its backups: ops it acknowledged
+    /// since are gone from it, and the devices must notice and send them again.
+    fn restore(&mut self) {
+        let i = self.rng.index(self.server.backups());
+        let now = self.now;
+        match self.server.restore(i, now) {
+            Ok(f) => {
+                self.faults.restores += 1;
+                for d in &mut self.devices {
+                    d.expect_rollback = true;
+                }
+                self.trace(format!("server: RESTORED from {}", f.display()));
+                self.restart_server();
+            }
+            Err(e) => self.violation(format!("restore failed: {e}")),
+        }
+    }
+
+    /// A device clock's error: ordinary drift of seconds, a few minutes ahead (still
+    /// within the server's bound), half an hour behind, or with `wild`, an hour or a day
+    /// either way.
+    fn draw_skew(&mut self, wild: bool) -> i64 {
+        const MINUTE: i64 = 60_000;
+        let within_bound = (CLOCK_SKEW_MS_MAX as i64 / MINUTE - 1).max(0) as u64;
+        match self.rng.below(if wild { 6 } else { 3 }) {
+            0 => self.rng.range(0, 180_000) as i64 - 90_000,
+            1 => self.rng.range(0, within_bound) as i64 * MINUTE,
+            2 => -(self.rng.range(0, 30) as i64) * MINUTE,
+            3 => 3_600_000 * if self.rng.chance(500) { 1 } else { -1 },
+            4 => DAY_MS as i64,
+            _ => -(DAY_MS as i64),
+        }
     }
 
     fn jump_clock(&mut self) {
         let d = self.rng.index(self.devices.len());
         let minute = 60_000i64;
-        let skew = match self.rng.below(6) {
-            0 => 0,
-            1 => self.rng.range(0, 4) as i64 * minute,
-            2 => -(self.rng.range(0, 30) as i64) * minute,
-            3 => 3_600_000 * if self.rng.chance(500) { 1 } else { -1 },
-            4 => DAY_MS as i64,
-            _ => -(DAY_MS as i64),
-        };
+        let skew = self.draw_skew(true);
         self.faults.clock_jumps += 1;
         self.devices[d].skew_ms = skew;
         self.set_clocks();
@@ -590,14 +670,28 @@ impl World {
             self.crash_server(&format!("before handling {}", describe(&msg)));
             return;
         }
+        let stale_hlc = match &msg.payload {
+            Payload::Pull { .. } if self.faults_on && self.rng.chance(self.params.pull_race) => {
+                self.push_during_pull()
+            }
+            _ => None,
+        };
+        if !self.server.is_up() {
+            return;
+        }
         let d = msg.device;
         let dev = &self.devices[d];
         let actor = dev.actor();
         let device_id = dev.device_id;
         let limit_max = self.params.pull_page_entities_max;
-        let result = self
-            .server
-            .handle(&actor, device_id, &msg.payload, self.now, limit_max);
+        let result = self.server.handle(
+            &actor,
+            device_id,
+            &msg.payload,
+            self.now,
+            limit_max,
+            stale_hlc,
+        );
         let result = match result {
             Ok(r) => r,
             Err(e) => {
@@ -621,6 +715,41 @@ impl World {
             incarnation: msg.incarnation,
             payload: Payload::Response(result),
         });
+    }
+
+    /// The server handles requests on many threads. `pull` reads the newest timestamp
+    /// for its page before its rows, so a write committing in between puts versions
+    /// newer than the page's `hlc` into the page. Play that interleaving: take the clock,
+    /// handle another device's push from the network (or a console write if none is in
+    /// flight), then serve the pull with the clock taken before. Returns that clock.
+    fn push_during_pull(&mut self) -> Option<fieldsync_proto::Hlc> {
+        let before = match self.server.newest_hlc() {
+            Ok(h) => h,
+            Err(e) => {
+                self.violation(format!("server clock: {e}"));
+                return None;
+            }
+        };
+        self.faults.pull_races += 1;
+        let push = self
+            .net
+            .iter()
+            .position(|m| m.to_server && matches!(m.payload, Payload::Push(_)));
+        match push {
+            Some(i) => {
+                let push = self.net.remove(i);
+                self.trace(format!(
+                    "server: a pull read its clock, then {} commits before the pull reads its rows",
+                    describe(&push)
+                ));
+                self.server_receive(push);
+            }
+            None => {
+                self.trace("server: a pull read its clock, then a console write commits");
+                workload::console_write(self);
+            }
+        }
+        Some(before)
     }
 
     fn device_receive(&mut self, msg: Msg) {

@@ -2,6 +2,7 @@
 //! every decision about ops (validation, authorisation, merge, conflicts, scope) lives in
 //! proto and is shared, so a backend only stores and looks up.
 
+mod board;
 mod sqlite;
 
 pub use sqlite::SqliteStore;

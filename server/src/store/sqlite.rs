@@ -20,6 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::board::Board;
 use super::{
     Actor, BoardPage, BoardQuery, BoardSort, DeviceInfo, PersonInfo, ServerWrite, Store,
     StoreError, TimelineEntry, TokenStatus, UserRecord,
@@ -31,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_epoch.sql"),
     include_str!("../../migrations/0003_console.sql"),
     include_str!("../../migrations/0004_board_speed.sql"),
+    include_str!("../../migrations/0005_board_read_model.sql"),
 ];
 /// Idle reader connections kept open.
 const READER_POOL_CONNECTIONS_MAX: usize = 8;
@@ -45,6 +47,8 @@ pub struct SqliteStore {
     hlc: AtomicU64,
     /// The server sequence, published after each commit that moved it.
     changes: tokio::sync::watch::Sender<u64>,
+    /// The console board's read model, following `entities` (see `board.rs`).
+    board: Board,
 }
 
 struct Writer {
@@ -96,6 +100,39 @@ fn parse_role(s: &str) -> Result<Role, StoreError> {
     Role::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown role {s:?}")))
 }
 
+/// The copies of fields the console's board, search and inbox indexes read (migration
+/// 0005): computed here from the parsed state, so a write never re-parses its JSON.
+struct BoardColumns {
+    priority: Option<i64>,
+    due_ms: Option<i64>,
+    label: Option<String>,
+    open_conflict: Option<i64>,
+    cancelled: Option<i64>,
+}
+
+impl BoardColumns {
+    fn of(state: &EntityState) -> BoardColumns {
+        let order = state.kind == EntityKind::WorkOrder;
+        let label = match state.kind {
+            EntityKind::Customer | EntityKind::Site => state.str("name").map(str::to_owned),
+            EntityKind::Asset => state
+                .str("model")
+                .map(|m| format!("{m} {}", state.str("serial").unwrap_or(""))),
+            _ => None,
+        };
+        BoardColumns {
+            priority: order.then(|| state.i64("priority")).flatten(),
+            due_ms: order
+                .then(|| state.get("scheduled_end").and_then(Value::as_i64))
+                .flatten(),
+            label,
+            open_conflict: (state.kind == EntityKind::Conflict && !state.bool("resolved"))
+                .then_some(1),
+            cancelled: order.then(|| i64::from(state.bool("cancelled"))),
+        }
+    }
+}
+
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let mut conn = Connection::open(path)?;
@@ -107,6 +144,7 @@ impl SqliteStore {
         migrate(&mut conn)?;
         let seq = meta(&conn, "seq")?;
         let hlc = Hlc(meta(&conn, "hlc")?);
+        let board = Board::open(path, &conn)?;
         Ok(SqliteStore {
             path: path.to_owned(),
             writer: Mutex::new(Writer {
@@ -117,6 +155,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             hlc: AtomicU64::new(hlc.0),
             changes: tokio::sync::watch::Sender::new(seq),
+            board,
         })
     }
 
@@ -130,6 +169,8 @@ impl SqliteStore {
             None => {
                 let c = Connection::open(&self.path)?;
                 configure(&c)?;
+                let board = self.board.path().to_string_lossy().into_owned();
+                c.execute("ATTACH DATABASE ?1 AS board", [board])?;
                 c
             }
         };
@@ -174,6 +215,7 @@ impl SqliteStore {
             if new_seq != start_seq {
                 // After the commit, so whoever wakes up reads the new rows.
                 self.changes.send_replace(new_seq);
+                self.board.committed(new_seq);
             }
         }
         out
@@ -311,14 +353,18 @@ impl WriteTx<'_> {
         let s = |f: &str| if is_order { after.str(f) } else { None };
         let order_id = order_of(after);
         let status = is_order.then(|| view::summary(after).status);
+        let board = BoardColumns::of(after);
         self.tx
             .prepare_cached(
-                "INSERT INTO entities (kind, id, order_id, assignee, status, customer_id, site_id, asset_id, state, seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                "INSERT INTO entities (kind, id, order_id, assignee, status, customer_id, site_id, asset_id, state, seq,
+                                       priority, due_ms, label, open_conflict, cancelled)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                  ON CONFLICT (kind, id) DO UPDATE SET order_id = excluded.order_id,
                    assignee = excluded.assignee, status = excluded.status,
                    customer_id = excluded.customer_id, site_id = excluded.site_id,
-                   asset_id = excluded.asset_id, state = excluded.state, seq = excluded.seq",
+                   asset_id = excluded.asset_id, state = excluded.state, seq = excluded.seq,
+                   priority = excluded.priority, due_ms = excluded.due_ms, label = excluded.label,
+                   open_conflict = excluded.open_conflict, cancelled = excluded.cancelled",
             )?
             .execute(params![
                 after.kind.as_str(),
@@ -330,7 +376,12 @@ impl WriteTx<'_> {
                 s("site_id"),
                 s("asset_id"),
                 json,
-                seq as i64
+                seq as i64,
+                board.priority,
+                board.due_ms,
+                board.label,
+                board.open_conflict,
+                board.cancelled,
             ])?;
         self.fan_out(before, after)
     }
@@ -1010,7 +1061,8 @@ impl Store for SqliteStore {
     }
 
     fn board(&self, q: &BoardQuery) -> Result<BoardPage, StoreError> {
-        let mut filter = String::from("kind = 'work_order'");
+        self.board.wait_caught_up(*self.changes.borrow());
+        let mut filter = String::from("1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut add = |sql: &str, v: rusqlite::types::Value| {
             args.push(v);
@@ -1028,8 +1080,8 @@ impl Store for SqliteStore {
         if let Some(v) = &q.customer_id {
             add("customer_id =", v.clone().into());
         }
-        // Each matches an index of 0004 column for column and direction for direction, so a
-        // page is an index walk that stops after `offset + limit` rows.
+        // Each matches an index of the board's column for column and direction for
+        // direction, so a page is an index walk that stops after `offset + limit` rows.
         let order = match q.sort {
             BoardSort::Recent => "seq DESC",
             BoardSort::Priority => "priority, seq DESC",
@@ -1040,12 +1092,12 @@ impl Store for SqliteStore {
         self.read(|c| {
             let tx = c.unchecked_transaction()?;
             let counts = tx
-                .prepare_cached("SELECT status, n FROM board_counts WHERE n > 0 ORDER BY status")?
+                .prepare_cached("SELECT status, n FROM board.counts WHERE n > 0 ORDER BY status")?
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
                 .collect::<Result<Vec<_>, _>>()?;
             // Unfiltered, the total is the counts' sum; a filter's own index counts the rest.
             let total = if filtered {
-                tx.prepare_cached(&format!("SELECT COUNT(*) FROM entities WHERE {filter}"))?
+                tx.prepare_cached(&format!("SELECT COUNT(*) FROM board.orders WHERE {filter}"))?
                     .query_row(rusqlite::params_from_iter(args.iter()), |r| {
                         r.get::<_, i64>(0)
                     })? as u64
@@ -1056,16 +1108,21 @@ impl Store for SqliteStore {
             page_args.push((q.limit as i64).into());
             page_args.push((q.offset as i64).into());
             let n = page_args.len();
-            let rows = tx
+            let ids = tx
                 .prepare_cached(&format!(
-                    "SELECT state FROM entities WHERE {filter} ORDER BY {order} LIMIT ?{} OFFSET ?{n}",
+                    "SELECT id FROM board.orders WHERE {filter} ORDER BY {order} LIMIT ?{} OFFSET ?{n}",
                     n - 1
                 ))?
                 .query_map(rusqlite::params_from_iter(page_args.iter()), |r| {
                     r.get::<_, String>(0)
                 })?
-                .map(|j| Ok(view::summary(&parse_state(&j?)?)))
-                .collect::<Result<Vec<_>, StoreError>>()?;
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut rows = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(order) = load(&tx, EntityKind::WorkOrder, &id)? {
+                    rows.push(view::summary(&order));
+                }
+            }
             tx.commit()?;
             Ok(BoardPage {
                 rows,
@@ -1147,6 +1204,7 @@ impl Store for SqliteStore {
     }
 
     fn people(&self) -> Result<Vec<PersonInfo>, StoreError> {
+        self.board.wait_caught_up(*self.changes.borrow());
         self.read(|c| {
             let users = c
                 .prepare_cached("SELECT name, role FROM users ORDER BY name")?
@@ -1158,7 +1216,7 @@ impl Store for SqliteStore {
                 let text = |f: &str| profile.as_ref().and_then(|p| p.str(f)).map(str::to_owned);
                 let open_load: i64 = c
                     .prepare_cached(
-                        "SELECT COUNT(*) FROM entities WHERE kind = 'work_order' AND assignee = ?1
+                        "SELECT COUNT(*) FROM board.orders WHERE assignee = ?1
                          AND cancelled = 0 AND status != 'completed'",
                     )?
                     .query_row([&name], |r| r.get(0))?;
@@ -1397,8 +1455,8 @@ mod tests {
                 for order in sorts {
                     for filter in filters {
                         let sql = format!(
-                            "EXPLAIN QUERY PLAN SELECT state FROM entities
-                             WHERE kind = 'work_order'{filter} ORDER BY {order} LIMIT 50"
+                            "EXPLAIN QUERY PLAN SELECT id FROM board.orders
+                             WHERE 1{filter} ORDER BY {order} LIMIT 50"
                         );
                         let plan = c
                             .prepare(&sql)?
@@ -1416,5 +1474,225 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+    }
+
+    /// Rows whose board columns differ from what 0003's virtual columns computed.
+    fn board_columns_off(store: &SqliteStore) -> i64 {
+        let conn = store.writer.lock().unwrap();
+        conn.conn
+            .query_row(
+                "SELECT COUNT(*) FROM entities WHERE
+                   priority IS NOT (CASE WHEN kind = 'work_order' THEN json_extract(state, '$.fields.priority.v') END)
+                   OR due_ms IS NOT (CASE WHEN kind = 'work_order' THEN json_extract(state, '$.fields.scheduled_end.v') END)
+                   OR label IS NOT (CASE kind
+                        WHEN 'customer' THEN json_extract(state, '$.fields.name.v')
+                        WHEN 'site' THEN json_extract(state, '$.fields.name.v')
+                        WHEN 'asset' THEN json_extract(state, '$.fields.model.v') || ' ' || COALESCE(json_extract(state, '$.fields.serial.v'), '')
+                      END)
+                   OR open_conflict IS NOT (CASE WHEN kind = 'conflict' AND COALESCE(json_extract(state, '$.fields.resolved.v'), 0) = 0 THEN 1 END)
+                   OR cancelled IS NOT (CASE WHEN kind = 'work_order' THEN COALESCE(json_extract(state, '$.fields.cancelled.v'), 0) END)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn board_columns_match_the_state_on_write_and_after_backfill() {
+        let (dir, store) = seeded();
+        let dana = Actor {
+            user: "dana".into(),
+            role: Role::Dispatcher,
+            device: None,
+        };
+        let dev: DeviceId = {
+            let w = store.writer.lock().unwrap();
+            w.conn
+                .query_row("SELECT id FROM devices WHERE user = 'dana'", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .unwrap() as DeviceId
+        };
+        let op = |seq: u64, kind: EntityKind, id: &str, f: &[(&str, Value)]| Op {
+            kind,
+            ..order_op(seq, id, OpKind::Create, f)
+        };
+        let mut ops = vec![
+            op(31, EntityKind::Customer, "c-1", &[("name", "Acme".into())]),
+            op(
+                32,
+                EntityKind::Site,
+                "s-1",
+                &[("name", "Plant 2".into()), ("customer_id", "c-1".into())],
+            ),
+            op(
+                33,
+                EntityKind::Asset,
+                "a-1",
+                &[
+                    ("model", "X200".into()),
+                    ("serial", "SN9".into()),
+                    ("site_id", "s-1".into()),
+                ],
+            ),
+            op(
+                34,
+                EntityKind::Asset,
+                "a-2",
+                &[("model", "X300".into()), ("site_id", "s-1".into())],
+            ),
+        ];
+        let mut cancel = order_op(35, "wo-2", OpKind::Set, &[("cancelled", true.into())]);
+        cancel.hlc = Hlc(((NOW_MS + 2) << 16) | 35);
+        ops.push(cancel);
+        let r = store.push(&dana, dev, &ops, NOW_MS).unwrap();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        let labelled: i64 = {
+            let w = store.writer.lock().unwrap();
+            w.conn
+                .query_row(
+                    "SELECT COUNT(*) FROM entities WHERE label IN ('Acme', 'Plant 2', 'X200 SN9', 'X300 ')
+                     OR (kind = 'work_order' AND id = 'wo-2' AND cancelled = 1)",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!(labelled, 5, "labels and cancellation written by save()");
+        assert_eq!(
+            board_columns_off(&store),
+            0,
+            "save() writes what 0003 computed"
+        );
+
+        // A database from before 0005, holding the same rows: the upgrade backfills them
+        // and the board is built from them.
+        let rows: Vec<Vec<rusqlite::types::Value>> = {
+            let w = store.writer.lock().unwrap();
+            let mut stmt = w
+                .conn
+                .prepare("SELECT kind, id, order_id, assignee, status, customer_id, site_id, asset_id, state, seq FROM entities")
+                .unwrap();
+            stmt.query_map([], |r| (0..10).map(|i| r.get(i)).collect())
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let head = store.writer.lock().unwrap().seq;
+        drop(store);
+        let old = dir.path().join("v4.db");
+        {
+            let mut c = Connection::open(&old).unwrap();
+            let tx = c.transaction().unwrap();
+            for sql in &MIGRATIONS[..4] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 4).unwrap();
+            for row in &rows {
+                tx.execute(
+                    "INSERT INTO entities (kind, id, order_id, assignee, status, customer_id, site_id, asset_id, state, seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    rusqlite::params_from_iter(row.iter()),
+                )
+                .unwrap();
+            }
+            set_meta(&tx, "seq", head).unwrap();
+            tx.commit().unwrap();
+        }
+        let store = SqliteStore::open(&old).unwrap();
+        assert_eq!(board_columns_off(&store), 0, "0005 backfills every row");
+        let orders = all_orders(&store);
+        assert_eq!(orders.len(), ORDERS as usize);
+        assert!(
+            orders.iter().any(|o| o.cancelled),
+            "the board read the backfilled columns"
+        );
+    }
+
+    #[test]
+    fn the_board_is_rebuilt_after_a_restore_and_follows_new_writes() {
+        let (dir, store) = seeded();
+        let main = dir.path().join("fs.db");
+        let backup = dir.path().join("backup.db");
+        {
+            let w = store.writer.lock().unwrap();
+            w.conn
+                .execute("VACUUM INTO ?1", [backup.to_str().unwrap()])
+                .unwrap();
+        }
+        let dana = Actor {
+            user: "dana".into(),
+            role: Role::Dispatcher,
+            device: None,
+        };
+        let more: Vec<Op> = (ORDERS + 1..=ORDERS + 5)
+            .map(|i| {
+                let f = [
+                    ("priority", Value::from(1)),
+                    ("description", "after".into()),
+                ];
+                order_op(i, &format!("wo-{i}"), OpKind::Create, &f)
+            })
+            .collect();
+        assert!(store
+            .push(&dana, 1, &more, NOW_MS)
+            .unwrap()
+            .rejected
+            .is_empty());
+        let total = |s: &SqliteStore| {
+            let page = s
+                .board(&BoardQuery {
+                    limit: 1_000,
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(page.counts.iter().map(|c| c.1).sum::<u64>(), page.total);
+            (page.total, page.rows.len() as u64)
+        };
+        assert_eq!(
+            total(&store),
+            (ORDERS + 5, ORDERS + 5),
+            "new writes reach the board"
+        );
+        drop(store);
+
+        // What `fieldsync-server restore` does to the main database: an older copy, a new epoch.
+        for side in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{side}", main.display()));
+        }
+        std::fs::rename(&backup, &main).unwrap();
+        Connection::open(&main)
+            .unwrap()
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', 77)",
+                [],
+            )
+            .unwrap();
+        let store = SqliteStore::open(&main).unwrap();
+        assert_eq!(
+            total(&store),
+            (ORDERS, ORDERS),
+            "the board forgot what the restore undid"
+        );
+
+        // A board file from another history (same sequence, other epoch) is not trusted.
+        drop(store);
+        Connection::open(&main)
+            .unwrap()
+            .execute("UPDATE meta SET value = 78 WHERE key = 'epoch'", [])
+            .unwrap();
+        Connection::open(super::super::board::path_for(&main))
+            .unwrap()
+            .execute("UPDATE orders SET status = 'bogus'", [])
+            .unwrap();
+        let store = SqliteStore::open(&main).unwrap();
+        let page = store
+            .board(&BoardQuery {
+                status: Some("bogus".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(page.total, 0);
+        assert_eq!(total(&store), (ORDERS, ORDERS));
     }
 }

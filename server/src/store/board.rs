@@ -1,0 +1,380 @@
+//! The dispatcher board's read model: one row per work order with the columns the board
+//! filters and sorts on, and per-status counts, in its own SQLite file beside the main
+//! database.
+//!
+//! Why a separate file: the board needs a dozen sort indexes to page 50,000 orders without
+//! sorting them, and paying for those inside every push made a 10,000-op push several times
+//! slower. Here a follower thread copies what each commit changed (found by `entities.seq`)
+//! after the fact, on its own connection and its own write lock, so pushes never wait for
+//! it. Everything in the file is derived: it is rebuilt from `entities` whenever its schema,
+//! epoch (a restore) or sequence disagrees with the main database, so it needs neither
+//! backups nor full fsyncs.
+//!
+//! Readers that need the board as of "now" call [`Board::wait_caught_up`] first, so a
+//! dispatcher who has just saved an order sees it on the next page.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::StoreError;
+
+/// Bump when the schema below changes: the file is then rebuilt from the main database.
+const BOARD_SCHEMA_VERSION: i64 = 1;
+/// Orders copied per follower transaction.
+const CATCH_UP_ROWS_MAX: i64 = 5_000;
+/// How long a reader waits for the follower before it reads a slightly stale board.
+const CATCH_UP_WAIT_MAX: Duration = Duration::from_secs(2);
+/// Pause before retrying after the follower failed (a full disk, say).
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+const SCHEMA: &str = "
+CREATE TABLE orders (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    priority INTEGER,
+    due_ms INTEGER,
+    assignee TEXT,
+    customer_id TEXT,
+    cancelled INTEGER NOT NULL
+) WITHOUT ROWID;
+-- Each index matches one filter and one sort of the board column for column and direction
+-- for direction, so a page is an index walk that stops after `offset + limit` rows.
+CREATE INDEX board_recent ON orders (seq DESC);
+CREATE INDEX board_status ON orders (status, seq DESC);
+CREATE INDEX board_priority ON orders (priority, seq DESC);
+CREATE INDEX board_due ON orders ((due_ms IS NULL), due_ms, seq DESC);
+-- Status and priority each match thousands of orders, so a filter on one with a sort on
+-- another needs both in one index to stop after a page instead of sorting the matches.
+CREATE INDEX board_status_priority ON orders (status, priority, seq DESC);
+CREATE INDEX board_status_due ON orders (status, (due_ms IS NULL), due_ms, seq DESC);
+CREATE INDEX board_priority_status ON orders (priority, status, seq DESC);
+CREATE INDEX board_priority_due ON orders (priority, (due_ms IS NULL), due_ms, seq DESC);
+-- An engineer or customer has few orders; these find them and count them.
+CREATE INDEX board_assignee ON orders (assignee, seq DESC);
+CREATE INDEX board_assignee_due ON orders (assignee, (due_ms IS NULL), due_ms, seq DESC);
+CREATE INDEX board_customer ON orders (customer_id, seq DESC);
+CREATE INDEX board_open_load ON orders (assignee, cancelled, status);
+
+-- Orders per status for the board's header; the triggers keep it exact in the same
+-- transaction as the rows.
+CREATE TABLE counts (
+    status TEXT PRIMARY KEY,
+    n INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER counts_insert AFTER INSERT ON orders
+BEGIN
+    INSERT INTO counts (status, n) VALUES (new.status, 1)
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER counts_update AFTER UPDATE OF status ON orders
+    WHEN old.status IS NOT new.status
+BEGIN
+    UPDATE counts SET n = n - 1 WHERE status = old.status;
+    INSERT INTO counts (status, n) VALUES (new.status, 1)
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+
+-- How far the copy has got, and which history (the main database's epoch) it copies.
+CREATE TABLE progress (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// The read model's file, its follower thread, and how far that thread has got.
+pub(super) struct Board {
+    path: PathBuf,
+    shared: Arc<Shared>,
+    follower: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    progress: Mutex<Progress>,
+    moved: Condvar,
+}
+
+#[derive(Default)]
+struct Progress {
+    /// Main-database sequence the board reflects.
+    copied: u64,
+    /// Newest main-database sequence committed.
+    wanted: u64,
+    stop: bool,
+}
+
+/// Where the board file of the main database at `main` lives.
+pub(super) fn path_for(main: &Path) -> PathBuf {
+    main.with_extension("board.db")
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Derived data: a commit lost to a power cut is copied again from the main database.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+fn progress_value(conn: &Connection, key: &str) -> Result<Option<u64>, StoreError> {
+    Ok(conn
+        .query_row("SELECT value FROM progress WHERE key = ?1", [key], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()?
+        .map(|v| v as u64))
+}
+
+fn set_progress(conn: &Connection, key: &str, value: u64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO progress (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![key, value as i64])?;
+    Ok(())
+}
+
+fn main_meta(conn: &Connection, key: &str) -> Result<u64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get::<_, i64>(0))
+        .optional()?
+        .unwrap_or(0) as u64)
+}
+
+/// Open the board file, starting it over when it does not describe this main database
+/// (`main_seq`, `main_epoch`): a new schema, a restored backup, or a file from elsewhere.
+/// Returns the main sequence it reflects.
+fn open_board_file(
+    path: &Path,
+    main_seq: u64,
+    main_epoch: u64,
+) -> Result<(Connection, u64), StoreError> {
+    let mut conn = Connection::open(path)?;
+    configure(&conn)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let copied = if version == BOARD_SCHEMA_VERSION {
+        let epoch = progress_value(&conn, "epoch")?;
+        let seq = progress_value(&conn, "seq")?;
+        match (epoch, seq) {
+            (Some(e), Some(s)) if e == main_epoch && s <= main_seq => Some(s),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    if let Some(copied) = copied {
+        return Ok((conn, copied));
+    }
+    let tx = conn.transaction()?;
+    let objects: Vec<(String, String)> = tx
+        .prepare("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'trigger') AND name NOT LIKE 'sqlite_%'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (kind, name) in objects {
+        if kind == "table" {
+            // Dropping a table drops its indexes and triggers with it.
+            tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{name}\""))?;
+        }
+    }
+    tx.execute_batch(SCHEMA)?;
+    set_progress(&tx, "epoch", main_epoch)?;
+    set_progress(&tx, "seq", 0)?;
+    tx.pragma_update(None, "user_version", BOARD_SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok((conn, 0))
+}
+
+/// Copy orders changed after `copied` from `main` into `board`, one bounded transaction.
+/// Returns the main sequence the board now reflects.
+fn copy_changes(main: &Connection, board: &mut Connection, copied: u64) -> Result<u64, StoreError> {
+    // One read transaction: the sequence and the rows come from the same snapshot, and the
+    // writer commits sequences in order, so nothing below `head` can still appear.
+    let read = main.unchecked_transaction()?;
+    let head = main_meta(&read, "seq")?;
+    if head <= copied {
+        return Ok(copied);
+    }
+    let rows = read
+        .prepare_cached(
+            "SELECT id, seq, status, priority, due_ms, assignee, customer_id, COALESCE(cancelled, 0)
+             FROM entities WHERE seq > ?1 AND kind = 'work_order' ORDER BY seq LIMIT ?2",
+        )?
+        .query_map(params![copied as i64, CATCH_UP_ROWS_MAX], |r| {
+            Ok(OrderRow {
+                id: r.get(0)?,
+                seq: r.get(1)?,
+                status: r.get::<_, Option<String>>(2)?.unwrap_or_else(|| "open".into()),
+                priority: r.get(3)?,
+                due_ms: r.get(4)?,
+                assignee: r.get(5)?,
+                customer_id: r.get(6)?,
+                cancelled: r.get(7)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    read.commit()?;
+    let reached = if rows.len() as i64 == CATCH_UP_ROWS_MAX {
+        rows.last().map(|r| r.seq as u64).unwrap_or(head)
+    } else {
+        head
+    };
+    let tx = board.transaction()?;
+    {
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO orders (id, seq, status, priority, due_ms, assignee, customer_id, cancelled)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, status = excluded.status,
+               priority = excluded.priority, due_ms = excluded.due_ms,
+               assignee = excluded.assignee, customer_id = excluded.customer_id,
+               cancelled = excluded.cancelled",
+        )?;
+        for r in &rows {
+            upsert.execute(params![
+                r.id,
+                r.seq,
+                r.status,
+                r.priority,
+                r.due_ms,
+                r.assignee,
+                r.customer_id,
+                r.cancelled
+            ])?;
+        }
+    }
+    set_progress(&tx, "seq", reached)?;
+    tx.commit()?;
+    Ok(reached)
+}
+
+struct OrderRow {
+    id: String,
+    seq: i64,
+    status: String,
+    priority: Option<i64>,
+    due_ms: Option<i64>,
+    assignee: Option<String>,
+    customer_id: Option<String>,
+    cancelled: i64,
+}
+
+impl Board {
+    /// Open (or rebuild) the board of the main database at `main_path`, whose connection
+    /// `main` has just been migrated, and start following it.
+    pub(super) fn open(main_path: &Path, main: &Connection) -> Result<Board, StoreError> {
+        let main_seq = main_meta(main, "seq")?;
+        let main_epoch = main_meta(main, "epoch")?;
+        let path = path_for(main_path);
+        let (board_conn, copied) = open_board_file(&path, main_seq, main_epoch)?;
+        let reader = Connection::open(main_path)?;
+        reader.busy_timeout(Duration::from_secs(10))?;
+        let shared = Arc::new(Shared {
+            progress: Mutex::new(Progress {
+                copied,
+                wanted: main_seq,
+                stop: false,
+            }),
+            moved: Condvar::new(),
+        });
+        let follower = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("board-follower".into())
+                .spawn(move || follow(reader, board_conn, &shared))
+                .map_err(|e| StoreError::Corrupt(format!("starting the board follower: {e}")))?
+        };
+        Ok(Board {
+            path,
+            shared,
+            follower: Some(follower),
+        })
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The main database committed up to `seq`.
+    pub(super) fn committed(&self, seq: u64) {
+        let mut p = self.shared.progress.lock().expect("board progress");
+        if seq > p.wanted {
+            p.wanted = seq;
+            self.shared.moved.notify_all();
+        }
+    }
+
+    /// Block until the board reflects every commit up to `seq`, or [`CATCH_UP_WAIT_MAX`]
+    /// has passed (then the caller reads a board a moment behind, which is logged).
+    pub(super) fn wait_caught_up(&self, seq: u64) {
+        let deadline = Instant::now() + CATCH_UP_WAIT_MAX;
+        let mut p = self.shared.progress.lock().expect("board progress");
+        while p.copied < seq {
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::warn!(
+                    copied = p.copied,
+                    wanted = seq,
+                    "the board is behind the database"
+                );
+                return;
+            }
+            p = self
+                .shared
+                .moved
+                .wait_timeout(p, deadline - now)
+                .expect("board progress")
+                .0;
+        }
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        self.shared.progress.lock().expect("board progress").stop = true;
+        self.shared.moved.notify_all();
+        if let Some(t) = self.follower.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn follow(main: Connection, mut board: Connection, shared: &Shared) {
+    loop {
+        let copied = {
+            let mut p = shared.progress.lock().expect("board progress");
+            while !p.stop && p.copied >= p.wanted {
+                p = shared.moved.wait(p).expect("board progress");
+            }
+            if p.stop {
+                return;
+            }
+            p.copied
+        };
+        match copy_changes(&main, &mut board, copied) {
+            Ok(reached) => {
+                let mut p = shared.progress.lock().expect("board progress");
+                p.copied = reached;
+                // The main database may have moved on before `committed` was first called.
+                p.wanted = p.wanted.max(reached);
+                shared.moved.notify_all();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "copying changes to the board failed; retrying");
+                let p = shared.progress.lock().expect("board progress");
+                if p.stop {
+                    return;
+                }
+                drop(
+                    shared
+                        .moved
+                        .wait_timeout(p, RETRY_AFTER)
+                        .expect("board progress"),
+                );
+            }
+        }
+    }
+}

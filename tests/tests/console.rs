@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use fieldsync_tests::photos::{order_for, real_jpeg, sha256_hex};
 use fieldsync_tests::webdriver::Browser;
 use fieldsync_tests::{bin_dir, stderr, wait_for, Agent, Server, DISPATCHER, ENGINEER};
 use serde_json::json;
@@ -276,10 +277,14 @@ impl Console {
     }
 
     fn get(&self, path: &str, lang: &str) -> reqwest::blocking::Response {
-        let mut r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("accept-language", lang);
+        self.get_with(path, &[("accept-language", lang)])
+    }
+
+    fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::blocking::Response {
+        let mut r = self.http.get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
         if let Some(c) = &self.cookie {
             r = r.header("cookie", c);
         }
@@ -377,4 +382,111 @@ fn console_auth_rules() {
     assert_eq!(r.status(), 303);
     c.cookie = old;
     assert_eq!(c.get("/console", "en").status(), 303);
+}
+
+/// Whether every thumbnail on the page has loaded and decoded.
+const THUMBS_LOADED_JS: &str = "var i = document.querySelectorAll('#photos img'); \
+     return i.length > 0 && Array.prototype.every.call(i, function (x) { return x.complete && x.naturalWidth > 0; });";
+
+#[test]
+fn order_photos_in_the_console() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("server"));
+    let dana = server.api(DISPATCHER);
+    let order = order_for(&dana, "eve");
+    let eve = server.agent(&tmp.path().join("eve"), ENGINEER);
+    eve.sync();
+    let bytes = real_jpeg(640, 480);
+    let file = tmp.path().join("IMG_0042.JPG");
+    std::fs::write(&file, &bytes).unwrap();
+    let path = file.to_str().unwrap();
+    eve.ok(&["photo", "add", &order, path, "--caption", "Nameplate"]);
+    let report = eve.sync();
+    assert_eq!(report["photos"]["verified"], 1, "{report}");
+    // A second photo whose bytes are still on a device: only its record has synced.
+    let (status, body) = dana.post(
+        "/api/v1/entities/photo",
+        &json!({"order_id": order, "hash": sha256_hex(b"still on the laptop"), "size": 19,
+                "mime": "image/jpeg", "caption": "Compressor", "taken_at": 1_714_558_953_000u64}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let waiting = body["id"].as_str().unwrap().to_owned();
+    let view = dana.order(&order);
+    let stored = view["photos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["stored"] == true)
+        .unwrap_or_else(|| panic!("a stored photo: {view}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The order page shows the thumbnail linking to the full photo, and the placeholder.
+    let mut c = Console::new(&server);
+    assert_eq!(c.login(DISPATCHER).0, 303);
+    let page = c
+        .get(&format!("/console/orders/{order}"), "en")
+        .text()
+        .unwrap();
+    for want in [
+        format!(r#"<img src="/console/photos/{stored}/thumb" alt="Nameplate""#),
+        format!(r#"href="/console/photos/{stored}""#),
+        format!(r#"data-photo="{waiting}" data-stored="false""#),
+        "Waiting for upload".to_owned(),
+        "Compressor".to_owned(),
+        "Taken 2024-05-01 10:22 UTC".to_owned(),
+    ] {
+        assert!(page.contains(&want), "{want} in {page}");
+    }
+
+    // The image routes answer a console session with the bytes and their type.
+    let r = c.get(&format!("/console/photos/{stored}"), "en");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(r.bytes().unwrap().as_ref(), &bytes[..]);
+    let again = c.get_with(
+        &format!("/console/photos/{stored}"),
+        &[("if-none-match", &etag)],
+    );
+    assert_eq!(again.status(), 304, "revalidated, not sent again");
+    let r = c.get(&format!("/console/photos/{stored}/thumb"), "en");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let thumb = image::load_from_memory(&r.bytes().unwrap()).unwrap();
+    assert_eq!((thumb.width(), thumb.height()), (256, 192));
+    let r = c.get(&format!("/console/photos/{waiting}"), "en");
+    assert_eq!(r.status(), 404, "no bytes yet");
+
+    // Without a session, or with an engineer's token as the cookie: refused, no bytes.
+    let anon = Console::new(&server);
+    for path in [
+        format!("/console/photos/{stored}"),
+        format!("/console/photos/{stored}/thumb"),
+    ] {
+        let r = anon.get(&path, "en");
+        assert_eq!(r.status(), 303, "{path}");
+        assert_eq!(r.headers()["location"], "/console/login");
+        let mut eng = Console::new(&server);
+        eng.cookie = Some(format!(
+            "fs_console={}",
+            server.api(ENGINEER).token.clone().unwrap()
+        ));
+        assert_eq!(eng.get(&path, "en").status(), 403, "{path}");
+    }
+
+    // In a real browser the thumbnail loads under the page's CSP.
+    let b = Browser::start("en-US").expect("headless chromium (see .ci/run)");
+    login(&b, &server, DISPATCHER);
+    b.wait_css("#board-empty, #board").unwrap();
+    b.goto(&format!("{}/console/orders/{order}", server.url))
+        .unwrap();
+    b.wait_css(".photo .thumb.waiting").unwrap();
+    wait_for(Duration::from_secs(10), "the thumbnail to load", || {
+        (b.exec(THUMBS_LOADED_JS).ok()? == json!(true)).then_some(())
+    });
+    b.exec("document.getElementById('photos-h').scrollIntoView()")
+        .unwrap();
+    shoot(&b, "photos-en");
 }

@@ -4,7 +4,7 @@
 pub(crate) mod entities;
 mod error;
 mod extract;
-mod photos;
+pub(crate) mod photos;
 mod sync;
 
 use std::sync::Arc;

@@ -33,7 +33,7 @@ const UPLOAD_LOCK_WAIT_MS: u64 = 5_000;
 /// Bytes gathered before they are hashed and written to the staging file, per upload.
 const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 /// Thumbnail sizes (longer side, pixels).
-const THUMB_PX_DEFAULT: u32 = 256;
+pub(crate) const THUMB_PX_DEFAULT: u32 = 256;
 const THUMB_PX_MIN: u32 = 16;
 const THUMB_PX_MAX: u32 = 1_024;
 const DAY_MS: u64 = 24 * 3600 * 1000;
@@ -676,12 +676,40 @@ pub async fn photo_blob(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let photo = visible_photo(&app, auth.0, id).await?;
+    serve_photo(&app, auth.0, id, &headers).await
+}
+
+/// Whether the request already holds this version (`If-None-Match`): the bytes behind a
+/// photo never change, so a client that revalidates needs no body.
+fn not_modified(headers: &HeaderMap, etag: &str) -> Option<Response> {
+    let sent = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?;
+    sent.split(',').any(|t| t.trim() == etag).then(|| {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(etag) {
+            r.headers_mut().insert(header::ETAG, v);
+        }
+        r
+    })
+}
+
+/// The bytes of a photo `actor` may see, whole or one `Range`. Shared by the API (bearer
+/// token) and the console (session cookie), which differ only in how they authenticate.
+pub(crate) async fn serve_photo(
+    app: &AppState,
+    actor: Actor,
+    id: String,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let photo = visible_photo(app, actor, id).await?;
     let (hash, _, mime) = photo_fields(&photo)?;
+    let etag = format!("\"{hash}\"");
     let (b, h) = (app.blobs.clone(), hash.clone());
     let (path, size, _) = blocking(move || Ok(b.verified(&h)?))
         .await?
         .ok_or_else(not_uploaded)?;
+    if let Some(r) = not_modified(headers, &etag) {
+        return Ok(r);
+    }
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
@@ -723,7 +751,7 @@ pub async fn photo_blob(
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::ETAG,
-        HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex is ascii"),
+        HeaderValue::from_str(&etag).expect("hex is ascii"),
     );
     // Content-addressed: these bytes never change.
     h.insert(
@@ -751,6 +779,7 @@ pub async fn thumbnail(
     auth: Auth,
     Path(id): Path<String>,
     query: Result<Query<ThumbQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let px = q.px.unwrap_or(THUMB_PX_DEFAULT);
@@ -760,8 +789,21 @@ pub async fn thumbnail(
             format!("px must be from {THUMB_PX_MIN} to {THUMB_PX_MAX}"),
         ));
     }
-    let photo = visible_photo(&app, auth.0, id).await?;
+    serve_thumbnail(&app, auth.0, id, px, &headers).await
+}
+
+/// A JPEG thumbnail, at most `px` on its longer side, of a photo `actor` may see. Shared
+/// by the API and the console.
+pub(crate) async fn serve_thumbnail(
+    app: &AppState,
+    actor: Actor,
+    id: String,
+    px: u32,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let photo = visible_photo(app, actor, id).await?;
     let (hash, _, mime) = photo_fields(&photo)?;
+    let etag = format!("\"{hash}-{px}\"");
     if !matches!(mime.as_str(), "image/jpeg" | "image/png") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -770,10 +812,14 @@ pub async fn thumbnail(
         ));
     }
     let b = app.blobs.clone();
+    let (b2, h2) = (b.clone(), hash.clone());
+    if blocking(move || Ok(b2.verified(&h2)?)).await?.is_none() {
+        return Err(not_uploaded());
+    }
+    if let Some(r) = not_modified(headers, &etag) {
+        return Ok(r);
+    }
     let bytes = blocking(move || {
-        if b.verified(&hash)?.is_none() {
-            return Err(not_uploaded());
-        }
         let path = b.thumbnail(&hash, px).map_err(|e| match e {
             BlobStoreError::Image(why) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -787,8 +833,9 @@ pub async fn thumbnail(
     .await?;
     Ok((
         [
-            (header::CONTENT_TYPE, "image/jpeg"),
-            (header::CACHE_CONTROL, "private, max-age=86400"),
+            (header::CONTENT_TYPE, "image/jpeg".to_owned()),
+            (header::CACHE_CONTROL, "private, max-age=86400".to_owned()),
+            (header::ETAG, etag),
         ],
         bytes,
     )

@@ -14,6 +14,7 @@
 mod html;
 pub mod i18n;
 mod pages;
+mod photos;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION};
@@ -53,6 +54,8 @@ pub fn routes() -> Router<AppState> {
         .route("/console/conflicts/{id}/resolve", post(pages::resolve))
         .route("/console/engineers", get(pages::engineers))
         .route("/console/devices/{id}/revoke", post(pages::revoke))
+        .route("/console/photos/{id}", get(photos::full))
+        .route("/console/photos/{id}/thumb", get(photos::thumb))
         .route("/console/search", get(pages::search))
         .route("/console/events", get(pages::events))
         .route("/console/static/app.js", get(app_js))

@@ -988,28 +988,7 @@ async fn render_detail(
             esc(r.fields.get("sku").and_then(Value::as_str).unwrap_or(""))
         )
     }));
-    b.push_str(&records(t("detail.photos"), "photos", &v.photos, &|r| {
-        let name = esc(r
-            .fields
-            .get("caption")
-            .or(r.fields.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or(""));
-        if r.fields
-            .get("stored")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-        {
-            // Photos are read through the JSON API (bearer token); the console links the
-            // record and shows the file name until a session-authorised image route exists.
-            format!(
-                r#"📷 {name} ({})"#,
-                esc(r.fields.get("mime").and_then(Value::as_str).unwrap_or(""))
-            )
-        } else {
-            format!("📷 {name} ({})", t("detail.not_uploaded"))
-        }
-    }));
+    b.push_str(&super::photos::gallery(lang, &v.photos));
     // Timeline.
     let _ = write!(
         b,

@@ -12,6 +12,8 @@ pub enum AgentError {
     AlreadyEnrolled { device: u32, user: String },
     #[error("the disk is full: the change was NOT saved; free some space and try again")]
     DiskFull,
+    #[error("the disk reported an I/O error, so the local store undid its last change (the change was NOT saved; what was saved before is intact): check the disk, then try again")]
+    DiskIo,
     #[error("local store: {0}")]
     Db(rusqlite::Error),
     #[error("local store is damaged: {0}")]
@@ -61,6 +63,7 @@ impl From<rusqlite::Error> for AgentError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DiskFull) => AgentError::DiskFull,
+            Some(rusqlite::ErrorCode::SystemIoFailure) => AgentError::DiskIo,
             _ => AgentError::Db(e),
         }
     }

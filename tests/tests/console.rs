@@ -291,20 +291,58 @@ impl Console {
         r.send().unwrap()
     }
 
-    /// Log in; returns the Set-Cookie header.
-    fn login(&mut self, who: (&str, &str)) -> (u16, Option<String>) {
-        let r = self.post(
-            "/console/login",
-            &format!("user={}&password={}", who.0, who.1),
-        );
+    /// Open the login form: its `Set-Cookie` and the token in its hidden field.
+    fn login_form(&self) -> (String, String) {
+        let r = self.get("/console/login", "en");
+        assert_eq!(r.status(), 200);
+        let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        let page = r.text().unwrap();
+        let at = page
+            .find("name=\"login_csrf\" value=\"")
+            .expect("a login_csrf field")
+            + 25;
+        (set, page[at..at + 64].to_owned())
+    }
+
+    /// POST the login form with this cookie header and form token; returns the status,
+    /// the session's `Set-Cookie` if one was given, and the page.
+    fn login_with(
+        &mut self,
+        who: (&str, &str),
+        cookie: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, Option<String>, String) {
+        let mut form = format!("user={}&password={}", who.0, who.1);
+        if let Some(t) = token {
+            form.push_str(&format!("&login_csrf={t}"));
+        }
+        let mut r = self
+            .http
+            .post(format!("{}/console/login", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form);
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        let r = r.send().unwrap();
         let set = r
             .headers()
-            .get("set-cookie")
-            .map(|v| v.to_str().unwrap().to_owned());
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|c| c.starts_with("fs_console="));
         if let Some(s) = &set {
             self.cookie = Some(s.split(';').next().unwrap().to_owned());
         }
-        (r.status().as_u16(), set)
+        (r.status().as_u16(), set, r.text().unwrap())
+    }
+
+    /// Log in as a browser does: open the form, post it back with its cookie.
+    fn login(&mut self, who: (&str, &str)) -> (u16, Option<String>) {
+        let (set, token) = self.login_form();
+        let cookie = set.split(';').next().unwrap().to_owned();
+        let (status, session, _) = self.login_with(who, Some(&cookie), Some(&token));
+        (status, session)
     }
 
     fn csrf(&self) -> String {
@@ -312,6 +350,21 @@ impl Console {
         let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
         page[at..at + 64].to_owned()
     }
+}
+
+/// Session tokens in the server's database (read-only, beside the running server).
+fn session_rows(server: &Server) -> u64 {
+    let conn = rusqlite::Connection::open_with_flags(
+        server.dir.join("fieldsync.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    conn.query_row(
+        "SELECT COUNT(*) FROM tokens WHERE device IS NULL",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -334,6 +387,53 @@ fn console_auth_rules() {
     let eve_api = server.api(ENGINEER);
     c.cookie = Some(format!("fs_console={}", eve_api.token.clone().unwrap()));
     assert_eq!(c.get("/console", "en").status(), 403);
+
+    // The login form is CSRF-protected too: a double-submit token, in a host-only cookie
+    // and a hidden field. Without both, or with two that differ, the POST is refused before
+    // the password is checked, with the reason next to the form, and no session exists.
+    let mut c = Console::new(&server);
+    let (set, token) = c.login_form();
+    for attr in [
+        "__Host-fs_login=",
+        "Path=/;",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Max-Age=",
+    ] {
+        assert!(set.contains(attr), "{set} has {attr}");
+    }
+    assert!(!set.contains("Domain"), "{set}: host-only");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let sessions_before = session_rows(&server);
+    let other = "0".repeat(64);
+    let forged_cookie = format!("__Host-fs_login={other}");
+    for (cookie, token) in [
+        (None, None),
+        (Some(cookie.as_str()), None),
+        (None, Some(token.as_str())),
+        (Some(cookie.as_str()), Some(other.as_str())),
+        (Some(forged_cookie.as_str()), Some(token.as_str())),
+    ] {
+        let (status, session, page) = c.login_with(DISPATCHER, cookie, token);
+        assert_eq!(status, 403, "cookie {cookie:?}, token {token:?}");
+        assert!(session.is_none(), "no session cookie");
+        assert!(
+            page.contains(r#"id="login-error""#) && page.contains("sign-in form has expired"),
+            "{page}"
+        );
+    }
+    assert_eq!(
+        session_rows(&server),
+        sessions_before,
+        "no session was made"
+    );
+    assert!(c.cookie.is_none());
+    // The refusal's fresh form works, as the page it replaced would have.
+    let (status, session, _) = c.login_with(DISPATCHER, Some(&cookie), Some(&token));
+    assert_eq!(status, 303);
+    assert!(session.is_some());
+    assert_eq!(session_rows(&server), sessions_before + 1);
 
     // A dispatcher gets a hardened session cookie.
     let mut c = Console::new(&server);

@@ -83,6 +83,7 @@ pub static CATALOG: &[(&str, &str, &str)] = &[
     ("login.office_only", "Only dispatchers and admins can use the console. Engineers use the fieldsync app.", "只有调度员和管理员可以使用调度台。工程师请使用 fieldsync 应用。"),
     ("login.expired", "Your session has ended. Please sign in again.", "会话已结束，请重新登录。"),
     ("err.csrf", "This form has expired or did not come from the console. Reload the page and try again.", "表单已过期或并非来自调度台。请刷新页面后重试。"),
+    ("err.login_csrf", "This sign-in form has expired or did not come from this console. Please sign in again.", "此登录表单已过期或并非来自本调度台。请重新登录。"),
     ("err.not_found", "No such work order.", "没有这个工单。"),
     ("err.required", "Required.", "必填。"),
     ("err.unknown_customer", "No customer with this id.", "没有此编号的客户。"),

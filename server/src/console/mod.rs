@@ -68,6 +68,61 @@ pub fn csrf_token(session_token: &str) -> String {
     hex::encode(Sha256::digest(format!("fieldsync-csrf\0{session_token}")))
 }
 
+/// The login form's double-submit cookie: there is no session yet to derive a token from,
+/// so the form carries a random token that must equal this cookie's. Another site can make
+/// a browser post the form but can neither read nor set the cookie; `__Host-` makes the
+/// browser take it only `Secure`, from this very host, for `Path=/`, so a sibling subdomain
+/// cannot plant a value of its choosing either.
+pub const LOGIN_CSRF_COOKIE: &str = "__Host-fs_login";
+/// How long a rendered login form stays usable; a stale one is answered with a fresh form.
+pub const LOGIN_CSRF_TTL_S: u64 = 3_600;
+
+/// Compare secrets without an early exit, so the time taken says nothing about how much of
+/// a guess was right. Lengths are public (every token has the same length).
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let diff = a
+        .bytes()
+        .zip(b.bytes())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    a.len() == b.len() && std::hint::black_box(diff) == 0
+}
+
+fn is_login_token(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The token for a login form about to be rendered: the browser's current one if it holds
+/// a well-formed one (so two open login tabs both work), else a fresh one.
+pub fn login_token(headers: &HeaderMap) -> String {
+    match cookie(headers, LOGIN_CSRF_COOKIE) {
+        Some(t) if is_login_token(t) => t.to_owned(),
+        _ => {
+            let mut b = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut b);
+            hex::encode(b)
+        }
+    }
+}
+
+/// `Set-Cookie` for the login form's token (`None`: remove it, once signed in).
+pub fn login_cookie(token: Option<&str>) -> HeaderValue {
+    let v = match token {
+        Some(t) => format!(
+            "{LOGIN_CSRF_COOKIE}={t}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={LOGIN_CSRF_TTL_S}"
+        ),
+        None => format!(
+            "{LOGIN_CSRF_COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0"
+        ),
+    };
+    HeaderValue::from_str(&v).expect("cookie is ASCII")
+}
+
+/// Whether a login POST carries the same token in its form as in its cookie.
+pub fn login_token_ok(headers: &HeaderMap, form: &html::Form) -> bool {
+    let sent = form.get("login_csrf");
+    cookie(headers, LOGIN_CSRF_COOKIE).is_some_and(|c| is_login_token(c) && same_secret(c, sent))
+}
+
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
@@ -149,7 +204,7 @@ impl Session {
     /// Refuse a POST whose form lacks this session's CSRF token.
     pub fn check_csrf(&self, form: &html::Form) -> Result<(), Response> {
         let sent = form.get("csrf");
-        if !sent.is_empty() && sent == self.csrf {
+        if !sent.is_empty() && same_secret(sent, &self.csrf) {
             return Ok(());
         }
         Err(pages::message_page(
@@ -212,4 +267,40 @@ async fn app_js() -> Response {
 
 async fn app_css() -> Response {
     ([(CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_cookie(c: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, HeaderValue::from_str(c).unwrap());
+        h
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "ab"));
+        assert!(!same_secret("", "a"));
+    }
+
+    #[test]
+    fn a_login_post_needs_the_same_token_in_cookie_and_form() {
+        let t = "ab".repeat(32);
+        let h = with_cookie(&format!("fs_lang=en; {LOGIN_CSRF_COOKIE}={t}"));
+        assert_eq!(login_token(&h), t, "an open form's token is kept");
+        let form = |v: &str| html::Form::parse(format!("user=dana&login_csrf={v}").as_bytes());
+        assert!(login_token_ok(&h, &form(&t)));
+        assert!(!login_token_ok(&h, &form(&"cd".repeat(32))));
+        assert!(!login_token_ok(&h, &form("")));
+        assert!(!login_token_ok(&HeaderMap::new(), &form(&t)));
+        // Not a token the server could have issued: a fresh one instead.
+        let odd = with_cookie(&format!("{LOGIN_CSRF_COOKIE}=x"));
+        assert!(!login_token_ok(&odd, &form("x")));
+        let fresh = login_token(&odd);
+        assert!(is_login_token(&fresh) && fresh != login_token(&odd));
+    }
 }

@@ -17,13 +17,16 @@ use serde_json::Value;
 
 use super::html::{enc, esc, parse_time, time, time_input, Form};
 use super::i18n::Lang;
-use super::{csrf_token, lang_of, redirect, secure_headers, Session, SESSION_COOKIE};
+use super::{
+    lang_of, login_cookie, login_token, login_token_ok, redirect, secure_headers, Session,
+    SESSION_COOKIE,
+};
 use crate::api::entities::{
     order_view, resolve as resolve_conflict, write, Choice, ResolveRequest,
 };
 use crate::api::{now_ms, ApiError, AppState};
 use crate::auth::{new_token, token_hash, verify_password};
-use crate::store::{BoardQuery, BoardSort, PersonInfo, ServerWrite};
+use crate::store::{BoardQuery, BoardSort, PersonInfo, ServerWrite, UserRecord};
 
 /// Rows on one board page: a screenful, and a page query stays well under a millisecond
 /// per row.
@@ -190,14 +193,17 @@ pub async fn login_form(headers: HeaderMap, RawQuery(q): RawQuery) -> Page {
     } else {
         None
     };
-    login_page(lang, "", msg, StatusCode::OK)
+    login_page(&headers, "", msg, StatusCode::OK)
 }
 
-fn login_page(lang: Lang, user: &str, error: Option<&str>, status: StatusCode) -> Page {
+/// The sign-in form, with its double-submit token in a hidden field and in a cookie.
+fn login_page(headers: &HeaderMap, user: &str, error: Option<&str>, status: StatusCode) -> Page {
+    let lang = lang_of(headers);
     let t = |k: &str| lang.t(k);
+    let token = login_token(headers);
     let body = format!(
         r#"<form method="post" action="/console/login" class="card narrow" id="login">
-{err}
+{err}<input type="hidden" name="login_csrf" value="{token}">
 <label for="user">{lu}</label><input id="user" name="user" autocomplete="username" required value="{user}" autofocus>
 <label for="password">{lp}</label><input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">{submit}</button></form>"#,
@@ -212,43 +218,46 @@ fn login_page(lang: Lang, user: &str, error: Option<&str>, status: StatusCode) -
         user = esc(user),
         submit = t("login.submit"),
     );
-    html_response(status, layout(lang, None, t("login.title"), &body))
+    let mut resp = html_response(status, layout(lang, None, t("login.title"), &body));
+    resp.headers_mut()
+        .append(SET_COOKIE, login_cookie(Some(&token)));
+    resp
 }
 
-pub async fn login(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Page {
-    let lang = lang_of(&headers);
-    let form = Form::parse(&body);
-    let (user, password) = (form.get("user").to_owned(), form.get("password").to_owned());
-    let store = app.store.clone();
-    let u2 = user.clone();
-    // argon2 is deliberately slow and memory-hard: off the async threads, a few at a time.
-    let permit = crate::auth::PASSWORD_CHECKS.acquire().await;
-    let found = tokio::task::spawn_blocking(move || {
+/// The user whose password matches, if any. argon2 is deliberately slow and memory-hard:
+/// off the async threads, a few at a time.
+async fn check_password(app: &AppState, user: &str, password: String) -> Option<UserRecord> {
+    let (store, user) = (app.store.clone(), user.to_owned());
+    let _permit = crate::auth::PASSWORD_CHECKS.acquire().await;
+    tokio::task::spawn_blocking(move || {
         store
-            .user(&u2)
+            .user(&user)
             .ok()
             .flatten()
             .filter(|r| verify_password(&password, &r.password_hash))
     })
     .await
     .ok()
-    .flatten();
-    drop(permit);
-    let Some(rec) = found else {
-        return login_page(
-            lang,
-            &user,
-            Some(lang.t("login.bad")),
-            StatusCode::UNAUTHORIZED,
-        );
+    .flatten()
+}
+
+pub async fn login(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Page {
+    let lang = lang_of(&headers);
+    let form = Form::parse(&body);
+    let user = form.get("user").to_owned();
+    // Before the password is even checked: a forged sign-in (logging the victim into the
+    // attacker's account) must not get a session, and must not cost an argon2 run.
+    if !login_token_ok(&headers, &form) {
+        let msg = lang.t("err.login_csrf");
+        return login_page(&headers, &user, Some(msg), StatusCode::FORBIDDEN);
+    }
+    let Some(rec) = check_password(&app, &user, form.get("password").to_owned()).await else {
+        let msg = lang.t("login.bad");
+        return login_page(&headers, &user, Some(msg), StatusCode::UNAUTHORIZED);
     };
     if !matches!(rec.role, Role::Dispatcher | Role::Admin) {
-        return login_page(
-            lang,
-            &user,
-            Some(lang.t("login.office_only")),
-            StatusCode::FORBIDDEN,
-        );
+        let msg = lang.t("login.office_only");
+        return login_page(&headers, &user, Some(msg), StatusCode::FORBIDDEN);
     }
     let token = new_token();
     let (store, hash, now, ttl) = (
@@ -269,7 +278,8 @@ pub async fn login(State(app): State<AppState>, headers: HeaderMap, body: Bytes)
         ))
         .expect("cookie is ASCII"),
     );
-    let _ = csrf_token(&token);
+    // The form's token has done its job; a new sign-in gets a new form.
+    resp.headers_mut().append(SET_COOKIE, login_cookie(None));
     resp
 }
 

@@ -152,6 +152,26 @@ mod tests {
         assert!(!s.merge_field("d", &fs(json!("c"), 10, 2)), "idempotent");
     }
 
+    /// Found by fuzzing (`op_apply`): serde_json's default float parsing may be one ulp
+    /// off, so a valid op setting such a `lat` was stored, re-read and re-digested as
+    /// another value, and agent and server digests never agreed again.
+    #[test]
+    fn stored_line_decodes_to_the_same_state() {
+        for x in [
+            5.88334975906786e-308,
+            3.9252506537613346e-227,
+            -4.616193886330396e305,
+            1.0464406974565865e63,
+        ] {
+            let mut s = EntityState::new(EntityKind::Site, "s1".into());
+            s.fields.insert("lat".into(), fs(json!(x), 1, 1));
+            let line = serde_json::to_string(&s).unwrap();
+            let back: EntityState = serde_json::from_str(&line).unwrap();
+            assert_eq!(back, s, "{line}");
+            assert_eq!(serde_json::to_string(&back).unwrap(), line);
+        }
+    }
+
     #[test]
     fn version_serialises_as_pair() {
         let v = Version {

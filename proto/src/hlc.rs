@@ -40,6 +40,14 @@ impl std::fmt::Display for Hlc {
     }
 }
 
+/// The device's wall clock moved onto the server's: `device_now_ms` minus the offset
+/// (device minus server) measured at the last sync. A laptop whose clock is hours off
+/// still stamps on-site events close to the real time, which the SLA clocks run on; the
+/// error left is the clock's drift since that sync plus half a round trip.
+pub fn aligned(device_now_ms: u64, offset_ms: i64) -> u64 {
+    (device_now_ms as i64).saturating_sub(offset_ms).max(0) as u64
+}
+
 /// The per-device clock state machine. Wall-clock time is passed in, never read here.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HlcClock {

@@ -13,6 +13,7 @@ pub mod media;
 pub mod op;
 pub mod schema;
 pub mod scope;
+pub mod sla;
 pub mod state;
 pub mod validate;
 pub mod view;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use fieldsync_tests::photos::{order_for, real_jpeg, sha256_hex};
 use fieldsync_tests::webdriver::Browser;
-use fieldsync_tests::{bin_dir, stderr, wait_for, Agent, Server, DISPATCHER, ENGINEER};
+use fieldsync_tests::{bin_dir, stderr, wait_for, Agent, Api, Server, DISPATCHER, ENGINEER};
 use serde_json::json;
 
 /// The issue's promise: a new assignment reaches an online agent within one second.
@@ -589,4 +589,169 @@ fn order_photos_in_the_console() {
     b.exec("document.getElementById('photos-h').scrollIntoView()")
         .unwrap();
     shoot(&b, "photos-en");
+}
+
+/// WebDriver's Enter key.
+const ENTER: &str = "\u{E007}";
+
+/// The entity `kind`/`id` from an office device's pulls, paging from the start.
+fn pulled(office: &Api, kind: &str, id: &str) -> Option<serde_json::Value> {
+    let (mut cursor, mut found) = (0, None);
+    loop {
+        let (status, page) = office.pull(cursor);
+        assert_eq!(status, 200, "{page}");
+        for e in page["entities"].as_array().unwrap() {
+            if e["kind"] == kind && e["id"] == id {
+                found = Some(e.clone());
+            }
+        }
+        cursor = page["cursor"].as_u64().unwrap();
+        if page["more"] != true {
+            return found;
+        }
+    }
+}
+
+/// The server's op log for one entity: (user, op body), oldest first.
+fn logged_ops(server: &Server, kind: &str, id: &str) -> Vec<(String, serde_json::Value)> {
+    let conn = rusqlite::Connection::open_with_flags(
+        server.dir.join("fieldsync.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT user, body FROM ops WHERE kind = ?1 AND id = ?2 ORDER BY received_ms, seq")
+        .unwrap();
+    stmt.query_map([kind, id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })
+    .unwrap()
+    .map(|r| {
+        let (user, body) = r.unwrap();
+        (user, serde_json::from_str(&body).unwrap())
+    })
+    .collect()
+}
+
+#[test]
+fn engineer_profiles_feed_the_assignment_hints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("server"));
+    let dana = server.api(DISPATCHER);
+    let (s, _) = dana.post(
+        "/api/v1/entities/asset",
+        &json!({"id": "asset-chiller-7", "model": "Carrier 30RB chiller"}),
+    );
+    assert_eq!(s, 201);
+    let order = dana.create_order(json!({"description": "Chiller 7 tripping", "priority": 2,
+                                         "asset_id": "asset-chiller-7"}));
+    let (office, _) = Api::enroll_device(&server, DISPATCHER);
+
+    // Over HTTP: the form is CSRF-protected, and a bad value is named next to its field
+    // (with nothing written).
+    let mut c = Console::new(&server);
+    assert_eq!(c.login(DISPATCHER).0, 303);
+    let r = c.post("/console/engineers/eve/profile", "region=North");
+    assert_eq!(r.status(), 403, "no CSRF token");
+    let long = "x".repeat(201);
+    let r = c.post(
+        "/console/engineers/eve/profile",
+        &format!("region={long}&skills=chillers&csrf={}", c.csrf()),
+    );
+    assert_eq!(r.status(), 422);
+    let page = r.text().unwrap();
+    for want in [
+        r#"<details class="profile" open>"#,
+        r#"aria-describedby="region-eve-err""#,
+        r#"id="region-eve-err""#,
+        "Too long: at most 200 characters.",
+        r#"value="chillers""#,
+    ] {
+        assert!(page.contains(want), "{want} in {page}");
+    }
+    assert_eq!(
+        dana.get("/api/v1/entities/user/eve").0,
+        404,
+        "nothing written"
+    );
+
+    // In the browser, by keyboard: open eve's editor, fill it in, submit with Enter.
+    let b = Browser::start("en-US").expect("headless chromium (see .ci/run)");
+    login(&b, &server, DISPATCHER);
+    b.wait_css("#board-empty, #board").unwrap();
+    b.goto(&format!("{}/console/engineers", server.url))
+        .unwrap();
+    b.wait_css("#profile-open-eve")
+        .unwrap()
+        .send_keys(ENTER)
+        .unwrap();
+    let open = b
+        .exec("return document.getElementById('profile-open-eve').parentElement.open")
+        .unwrap();
+    assert_eq!(open, json!(true), "Enter on the summary opens the editor");
+    b.find("#display_name-eve")
+        .unwrap()
+        .send_keys("Eve Adams")
+        .unwrap();
+    b.find("#region-eve")
+        .unwrap()
+        .send_keys("Leeds North")
+        .unwrap();
+    b.find("#skills-eve")
+        .unwrap()
+        .send_keys("chillers,Carrier ,, CHILLERS")
+        .unwrap();
+    shoot(&b, "profile-en");
+    b.find("#skills-eve").unwrap().send_keys(ENTER).unwrap();
+    b.wait_css(".flash").unwrap();
+    let page = b.text().unwrap();
+    for want in ["Eve Adams", "Leeds North", "chillers, Carrier"] {
+        assert!(page.contains(want), "{want} in {page}");
+    }
+
+    // The assignment dialog's hints show it, the skill matched to the order's asset.
+    b.goto(&format!("{}/console/orders/{order}/assign", server.url))
+        .unwrap();
+    b.wait_css("#cand-eve").unwrap();
+    let row = b
+        .exec("return document.getElementById('cand-eve').closest('tr').innerText")
+        .unwrap();
+    let row = row.as_str().unwrap();
+    for want in ["Leeds North", "chillers, Carrier", "matches the asset"] {
+        assert!(row.contains(want), "{want} in {row}");
+    }
+
+    // It is an op like any other: in the server's log (the server made the entity, dana
+    // set the fields) and in an office device's pull, written by dana on device 0.
+    let ops = logged_ops(&server, "user", "eve");
+    assert_eq!(ops.len(), 2, "{ops:?}");
+    assert_eq!(
+        (ops[0].0.as_str(), &ops[0].1["op"]),
+        ("server", &json!("create"))
+    );
+    assert_eq!(
+        ops[0].1["fields"],
+        json!({"name": "eve", "role": "engineer"})
+    );
+    assert_eq!(
+        (ops[1].0.as_str(), &ops[1].1["op"]),
+        ("dana", &json!("set"))
+    );
+    assert_eq!(
+        ops[1].1["fields"],
+        json!({"display_name": "Eve Adams", "region": "Leeds North", "skills": "chillers, Carrier"})
+    );
+    let eve = pulled(&office, "user", "eve").expect("the profile in an office pull");
+    assert_eq!(eve["fields"]["region"]["v"], "Leeds North", "{eve}");
+    assert_eq!(eve["fields"]["region"]["by"], "dana");
+    assert_eq!(
+        eve["fields"]["skills"]["ver"][1], 0,
+        "device 0: the server's writes"
+    );
+
+    // The JSON API's write path makes the entity the same way.
+    let (status, sam) = dana.patch("/api/v1/entities/user/sam", &json!({"region": "South"}));
+    assert_eq!(status, 200, "{sam}");
+    assert_eq!(sam["region"], "South");
+    assert_eq!(sam["role"], "engineer");
 }

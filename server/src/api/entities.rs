@@ -214,6 +214,9 @@ pub async fn patch_entity(
     let kind = parse_kind(&kind)?;
     let (fields, base) = patch_fields(body)?;
     let actor = auth.0;
+    if kind == EntityKind::User && actor.is_office() {
+        ensure_profile(&app, &id).await?;
+    }
     entity_state(&app, &actor, kind, &id).await?;
     let w = ServerWrite {
         kind,
@@ -226,6 +229,14 @@ pub async fn patch_entity(
     Ok(Json(view::plain(
         &entity_state(&app, &actor, kind, &id).await?,
     )))
+}
+
+/// Users are added outside the op log, so their `user` entity is made by the server on
+/// the first profile write (the console's and this API's alike).
+async fn ensure_profile(app: &AppState, user: &str) -> Result<(), ApiError> {
+    let (store, user) = (app.store.clone(), user.to_owned());
+    tokio::task::spawn_blocking(move || store.ensure_profile(&user, now_ms())).await??;
+    Ok(())
 }
 
 #[derive(Deserialize)]

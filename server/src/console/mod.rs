@@ -15,6 +15,7 @@ mod html;
 pub mod i18n;
 mod pages;
 mod photos;
+mod profiles;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION};
@@ -53,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/conflicts", get(pages::conflicts))
         .route("/console/conflicts/{id}/resolve", post(pages::resolve))
         .route("/console/engineers", get(pages::engineers))
+        .route("/console/engineers/{name}/profile", post(profiles::save))
         .route("/console/devices/{id}/revoke", post(pages::revoke))
         .route("/console/photos/{id}", get(photos::full))
         .route("/console/photos/{id}/thumb", get(photos::thumb))

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::html::{enc, esc, parse_time, time, time_input, Form};
 use super::i18n::Lang;
+use super::profiles::{self, ProfileEdit};
 use super::{
     lang_of, login_cookie, login_token, login_token_ok, redirect, secure_headers, Session,
     SESSION_COOKIE,
@@ -47,14 +48,14 @@ const BOARD_DESCRIPTION_CHARS: usize = 90;
 
 type Page = Response;
 
-fn html_response(status: StatusCode, body: String) -> Response {
+pub(super) fn html_response(status: StatusCode, body: String) -> Response {
     let mut r = (status, [(CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
     secure_headers(&mut r);
     r
 }
 
 /// The frame around every page: navigation, language switch, logout, live refresh.
-fn layout(lang: Lang, s: Option<&Session>, title: &str, body: &str) -> String {
+pub(super) fn layout(lang: Lang, s: Option<&Session>, title: &str, body: &str) -> String {
     let t = |k: &str| lang.t(k);
     let mut nav = String::new();
     if let Some(s) = s {
@@ -129,7 +130,7 @@ fn flash(text: &str) -> String {
     }
 }
 
-fn field_error(msg: Option<&str>, id: &str) -> String {
+pub(super) fn field_error(msg: Option<&str>, id: &str) -> String {
     msg.map(|m| {
         format!(
             r#"<span class="field-error" id="{id}-err" role="alert">{}</span>"#,
@@ -139,12 +140,12 @@ fn field_error(msg: Option<&str>, id: &str) -> String {
     .unwrap_or_default()
 }
 
-fn described_by(msg: Option<&str>, id: &str) -> String {
+pub(super) fn described_by(msg: Option<&str>, id: &str) -> String {
     msg.map(|_| format!(r#" aria-invalid="true" aria-describedby="{id}-err""#))
         .unwrap_or_default()
 }
 
-async fn blocking<R: Send + 'static>(
+pub(super) async fn blocking<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, crate::store::StoreError> + Send + 'static,
 ) -> Result<R, Response> {
     match tokio::task::spawn_blocking(f).await {
@@ -525,11 +526,12 @@ pub async fn search(State(app): State<AppState>, _s: Session, RawQuery(q): RawQu
 
 // ---------------------------------------------------------------- intake
 
+/// Form errors by field name, each shown next to its field.
 #[derive(Default)]
-struct IntakeErrors(BTreeMap<&'static str, String>);
+pub(super) struct IntakeErrors(pub(super) BTreeMap<&'static str, String>);
 
 impl IntakeErrors {
-    fn get(&self, k: &str) -> Option<&str> {
+    pub(super) fn get(&self, k: &str) -> Option<&str> {
         self.0.get(k).map(String::as_str)
     }
 }
@@ -777,6 +779,7 @@ fn msg_text(lang: Lang, key: &str) -> &'static str {
         "resolved" => lang.t("cf.resolved_msg"),
         "revoked" => lang.t("eng.revoked_msg"),
         "already_resolved" => lang.t("err.already_resolved"),
+        "profile_saved" => lang.t("eng.profile_saved"),
         _ => "",
     }
 }
@@ -1406,15 +1409,31 @@ pub async fn resolve(
 // ---------------------------------------------------------------- engineers
 
 pub async fn engineers(State(app): State<AppState>, s: Session, RawQuery(q): RawQuery) -> Page {
+    let q = Form::parse(q.unwrap_or_default().as_bytes());
+    render_engineers(&app, &s, msg_text(s.lang, q.get("msg")), None).await
+}
+
+/// The engineers page; `edit` re-shows one profile form as it was sent, with its errors.
+pub(super) async fn render_engineers(
+    app: &AppState,
+    s: &Session,
+    msg: &str,
+    edit: Option<ProfileEdit<'_>>,
+) -> Page {
     let lang = s.lang;
     let t = |k: &str| lang.t(k);
-    let q = Form::parse(q.unwrap_or_default().as_bytes());
-    let store = app.store.clone();
-    let people = match blocking(move || store.people()).await {
+    let (store, actor) = (app.store.clone(), s.actor.clone());
+    let (people, profiles) = match blocking(move || {
+        let people = store.people()?;
+        let profiles = profiles::load(store.as_ref(), &actor, &people)?;
+        Ok((people, profiles))
+    })
+    .await
+    {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let mut b = flash(msg_text(lang, q.get("msg")));
+    let mut b = flash(msg);
     let _ = write!(
         b,
         r#"<div class="scroll"><table id="engineers"><thead><tr><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th></tr></thead><tbody>"#,
@@ -1487,10 +1506,13 @@ pub async fn engineers(State(app): State<AppState>, s: Session, RawQuery(q): Raw
             }
             devs.push_str("</tbody></table>");
         }
+        let profile = profiles.get(&p.name);
+        let name_cell = profiles::name_cell(lang, s, p, profile, edit.as_ref());
         let _ = write!(
             b,
-            r#"<tr><th scope="row">{}</th><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td>{}</td></tr>"#,
+            r#"<tr><th scope="row" id="eng-{}">{}</th><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td>{}</td></tr>"#,
             esc(&p.name),
+            name_cell,
             t(&format!("role.{}", p.role.as_str())),
             p.region.as_deref().map(esc).unwrap_or_else(|| "—".into()),
             p.skills.as_deref().map(esc).unwrap_or_else(|| "—".into()),
@@ -1499,7 +1521,11 @@ pub async fn engineers(State(app): State<AppState>, s: Session, RawQuery(q): Raw
         );
     }
     b.push_str("</tbody></table></div>");
-    html_response(StatusCode::OK, layout(lang, Some(&s), t("eng.title"), &b))
+    let status = match &edit {
+        Some(e) if !e.errs.0.is_empty() => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
+    html_response(status, layout(lang, Some(s), t("eng.title"), &b))
 }
 
 pub async fn revoke(

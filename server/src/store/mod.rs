@@ -210,6 +210,13 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> Result<Result<(), OpError>, StoreError>;
 
+    /// Give an existing user their `user` entity (`name`, `role`) if they have none, as an
+    /// op of the server's own device: those fields are the server's alone, so no actor's
+    /// write may create it, yet dispatchers set its `region`, `skills` and `display_name`.
+    /// False when there is no such user. A name that cannot be an entity id (one with `.`
+    /// or `@`) gets no entity.
+    fn ensure_profile(&self, user: &str, now_ms: u64) -> Result<bool, StoreError>;
+
     fn order_view(&self, actor: &Actor, id: &str) -> Result<Option<OrderView>, StoreError>;
     fn list_orders(
         &self,

@@ -974,6 +974,48 @@ impl Store for SqliteStore {
         })
     }
 
+    fn ensure_profile(&self, user: &str, now_ms: u64) -> Result<bool, StoreError> {
+        self.write(|w| {
+            let role: Option<String> =
+                w.tx.query_row("SELECT role FROM users WHERE name = ?1", [user], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let Some(role) = role else {
+                return Ok(false);
+            };
+            if !EntityId::is_valid(user) || w.load(EntityKind::User, user)?.is_some() {
+                return Ok(true);
+            }
+            let seq = 1 + w
+                .tx
+                .prepare_cached("SELECT acked_seq FROM devices WHERE id = 0")?
+                .query_row([], |r| r.get::<_, i64>(0))? as u64;
+            let op = Op {
+                seq,
+                kind: EntityKind::User,
+                id: EntityId(user.to_owned()),
+                hlc: w.clock.tick(now_ms),
+                op: OpKind::Create,
+                fields: std::collections::BTreeMap::from([
+                    ("name".to_owned(), Value::from(user)),
+                    ("role".to_owned(), Value::from(role)),
+                ]),
+                base: std::collections::BTreeMap::new(),
+            };
+            // The server's own op: the ownership checks are for actors, and these fields
+            // come from the users table, not from a request.
+            let applied = apply_op(None, &op, SERVER_DEVICE, "server");
+            w.save(None, &applied.state)?;
+            w.log_op(SERVER_DEVICE, "server", &op, now_ms, &Ok(()))?;
+            w.tx.execute(
+                "UPDATE devices SET acked_seq = ?1 WHERE id = 0",
+                [seq as i64],
+            )?;
+            Ok(true)
+        })
+    }
+
     fn order_view(&self, actor: &Actor, id: &str) -> Result<Option<OrderView>, StoreError> {
         self.read(|c| {
             if !can_see(c, actor, EntityKind::WorkOrder, id)? {

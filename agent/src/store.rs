@@ -99,6 +99,20 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> AgentError {
     AgentError::Corrupt(format!("{what}: {e}"))
 }
 
+/// Offsets below this are measurement noise (half a round trip), not a wrong clock.
+const CLOCK_OFFSET_IGNORED_MS: i64 = 2_000;
+
+/// The wall-clock time to stamp events with: the device clock moved by the offset from the
+/// server measured at the last sync, so on-site times (SLA clocks run on them) stay right
+/// on a laptop whose clock is hours off.
+fn event_now(conn: &Connection, wall: &dyn Clock) -> Result<u64> {
+    let offset = get_meta(conn, "clock_offset_ms")?
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|o| o.abs() >= CLOCK_OFFSET_IGNORED_MS)
+        .unwrap_or(0);
+    Ok(fieldsync_proto::hlc::aligned(wall.now_ms(), offset))
+}
+
 fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn
         .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
@@ -271,10 +285,18 @@ impl Store {
         set_meta(&tx, "role", resp.role.as_str())?;
         set_meta(&tx, "token", &resp.token)?;
         set_meta(&tx, "enrolled_ms", wall.now_ms())?;
+        set_meta(
+            &tx,
+            "clock_offset_ms",
+            wall.now_ms() as i64 - resp.server_time_ms as i64,
+        )?;
         // Start our clock no earlier than the server's, so a slow device clock cannot
         // stamp our first ops before everything already on the server.
         let mut clock = HlcClock::new(Hlc(meta_u64(&tx, "hlc")?));
-        clock.observe(Hlc::from_millis(resp.server_time_ms), wall.now_ms());
+        clock.observe(
+            Hlc::from_millis(resp.server_time_ms),
+            event_now(&tx, &*wall)?,
+        );
         set_meta(&tx, "hlc", clock.last().0)?;
         tx.commit()?;
         Ok(())
@@ -332,7 +354,7 @@ impl Store {
             }
         }
         let mut clock = HlcClock::new(Hlc(meta_u64(&tx, "hlc")?));
-        let hlc = clock.tick(wall.now_ms());
+        let hlc = clock.tick(event_now(&tx, &*wall)?);
         let fields = build(current.as_ref(), hlc)?;
         let base = match (&current, op_kind) {
             (Some(cur), OpKind::Set) => fields
@@ -715,7 +737,7 @@ impl Store {
             .map(|v| v.hlc)
             .fold(page.hlc, Hlc::max);
         let mut clock = HlcClock::new(Hlc(meta_u64(&tx, "hlc")?));
-        clock.observe(newest, wall.now_ms());
+        clock.observe(newest, event_now(&tx, &*wall)?);
         set_meta(&tx, "hlc", clock.last().0)?;
         tx.commit()?;
         Ok(())
@@ -895,6 +917,60 @@ mod tests {
             Ok(BTreeMap::from([("status".into(), json!(status))]))
         })
         .unwrap()
+    }
+
+    /// A device clock `skew_ms` off a real time the test moves.
+    struct Skewed {
+        real: std::sync::atomic::AtomicU64,
+        skew_ms: i64,
+    }
+
+    impl Clock for Skewed {
+        fn now_ms(&self) -> u64 {
+            (self.real.load(std::sync::atomic::Ordering::SeqCst) as i64 + self.skew_ms) as u64
+        }
+    }
+
+    #[test]
+    fn events_are_stamped_on_the_servers_time_when_the_device_clock_is_hours_off() {
+        const HOUR: u64 = 3_600_000;
+        let enrolled_at = 1_796_000_000_000;
+        for skew_h in [-26i64, -3, 0, 5] {
+            let dir = tempfile::tempdir().unwrap();
+            let clock = Arc::new(Skewed {
+                real: enrolled_at.into(),
+                skew_ms: skew_h * HOUR as i64,
+            });
+            let mut s = Store::open_with_clock(dir.path(), clock.clone()).unwrap();
+            s.save_enrollment(
+                "https://example.test",
+                &EnrollResponse {
+                    device_id: 7,
+                    token: "t".into(),
+                    user: "eve".into(),
+                    role: Role::Engineer,
+                    protocol: 1,
+                    server_time_ms: enrolled_at,
+                },
+                None,
+            )
+            .unwrap();
+            let mut o = order("w1", "eve");
+            o.fields
+                .values_mut()
+                .for_each(|f| f.ver.hlc = Hlc::from_millis(enrolled_at - HOUR));
+            let mut p = page(vec![o], 1);
+            p.hlc = Hlc::from_millis(enrolled_at);
+            s.apply_page(&p).unwrap();
+            // Two hours later, offline, on site.
+            let arrived = enrolled_at + 2 * HOUR;
+            clock
+                .real
+                .store(arrived, std::sync::atomic::Ordering::SeqCst);
+            let op = set_status(&mut s, "w1", "on-site");
+            let error = op.hlc.millis().abs_diff(arrived);
+            assert!(error < 1_000, "skew {skew_h} h: stamped {error} ms off");
+        }
     }
 
     #[test]

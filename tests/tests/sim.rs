@@ -177,7 +177,7 @@ fn sim_regression_lost_history_kept_after_a_rollback() {
 #[test]
 #[should_panic(expected = "before the ops it depends on were re-sent")]
 fn sim_known_issue_resend_order_after_restore() {
-    if let Err(f) = run_seed_with(109, true) {
+    if let Err(f) = run_seed_with(217, true) {
         panic!("{f}");
     }
 }

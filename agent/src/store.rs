@@ -867,7 +867,12 @@ mod tests {
         }
     }
 
-    fn enrolled_with(mut s: Store) -> Store {
+    fn enrolled_with(s: Store) -> Store {
+        enrolled_at(s, 1_000)
+    }
+
+    /// Enrolled as eve's device 7 by a server whose clock read `server_time_ms`.
+    fn enrolled_at(mut s: Store, server_time_ms: u64) -> Store {
         s.save_enrollment(
             "https://example.test",
             &EnrollResponse {
@@ -876,7 +881,7 @@ mod tests {
                 user: "eve".into(),
                 role: Role::Engineer,
                 protocol: 1,
-                server_time_ms: 1_000,
+                server_time_ms,
             },
             None,
         )
@@ -934,36 +939,26 @@ mod tests {
     #[test]
     fn events_are_stamped_on_the_servers_time_when_the_device_clock_is_hours_off() {
         const HOUR: u64 = 3_600_000;
-        let enrolled_at = 1_796_000_000_000;
+        let enrolled_ms = 1_796_000_000_000;
         for skew_h in [-26i64, -3, 0, 5] {
             let dir = tempfile::tempdir().unwrap();
             let clock = Arc::new(Skewed {
-                real: enrolled_at.into(),
+                real: enrolled_ms.into(),
                 skew_ms: skew_h * HOUR as i64,
             });
-            let mut s = Store::open_with_clock(dir.path(), clock.clone()).unwrap();
-            s.save_enrollment(
-                "https://example.test",
-                &EnrollResponse {
-                    device_id: 7,
-                    token: "t".into(),
-                    user: "eve".into(),
-                    role: Role::Engineer,
-                    protocol: 1,
-                    server_time_ms: enrolled_at,
-                },
-                None,
-            )
-            .unwrap();
+            let mut s = enrolled_at(
+                Store::open_with_clock(dir.path(), clock.clone()).unwrap(),
+                enrolled_ms,
+            );
             let mut o = order("w1", "eve");
             o.fields
                 .values_mut()
-                .for_each(|f| f.ver.hlc = Hlc::from_millis(enrolled_at - HOUR));
+                .for_each(|f| f.ver.hlc = Hlc::from_millis(enrolled_ms - HOUR));
             let mut p = page(vec![o], 1);
-            p.hlc = Hlc::from_millis(enrolled_at);
+            p.hlc = Hlc::from_millis(enrolled_ms);
             s.apply_page(&p).unwrap();
             // Two hours later, offline, on site.
-            let arrived = enrolled_at + 2 * HOUR;
+            let arrived = enrolled_ms + 2 * HOUR;
             clock
                 .real
                 .store(arrived, std::sync::atomic::Ordering::SeqCst);

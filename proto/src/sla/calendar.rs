@@ -215,7 +215,8 @@ impl BusinessHours {
     }
 }
 
-fn merge(sorted: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+/// Sorted intervals with the overlapping and touching ones joined.
+pub(super) fn merge(sorted: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
     let mut out: Vec<(i64, i64)> = Vec::with_capacity(sorted.len());
     for (a, b) in sorted {
         match out.last_mut() {

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::calendar::{subtract, Calendar, DAY_MS};
+use super::calendar::{merge, subtract, Calendar, DAY_MS};
 
 /// How far ahead a deadline is searched for. A calendar with no open time in this span
 /// (all closures) has no deadline rather than an endless search.
@@ -29,14 +29,7 @@ fn holes(pauses: &[Pause]) -> Vec<(i64, i64)> {
         .filter(|(a, b)| a < b)
         .collect();
     v.sort_unstable();
-    let mut out: Vec<(i64, i64)> = Vec::with_capacity(v.len());
-    for (a, b) in v {
-        match out.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(b),
-            _ => out.push((a, b)),
-        }
-    }
-    out
+    merge(v)
 }
 
 /// Periods within `[from, to)` when the clock runs: open by the calendar and not paused.

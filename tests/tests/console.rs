@@ -76,6 +76,17 @@ fn login(b: &Browser, server: &Server, who: (&str, &str)) {
 }
 
 fn shoot(b: &Browser, name: &str) {
+    if name.ends_with("-zh") {
+        // Without a CJK font Chromium draws every Chinese glyph as a box.
+        let fonts = std::process::Command::new("fc-list")
+            .arg(":lang=zh")
+            .output()
+            .expect("fontconfig's fc-list");
+        assert!(
+            !fonts.stdout.is_empty(),
+            "no Chinese font is installed (Debian: fonts-wqy-microhei, which .ci/run installs)"
+        );
+    }
     let path = screenshots_dir().join(format!("{name}.png"));
     b.screenshot(&path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
@@ -169,7 +180,12 @@ fn dispatcher_story_in_a_real_browser() {
     );
     b.wait_css(".flash").unwrap();
     b.goto(&format!("{}/console", server.url)).unwrap();
-    b.wait_css(&format!("tr[data-id='{order}']")).unwrap();
+    let row = b.wait_css(&format!("tr[data-id='{order}']")).unwrap();
+    assert!(
+        row.text().unwrap().contains("Northwind Dairy"),
+        "the board names the customer: {}",
+        row.text().unwrap()
+    );
     shoot(&b, "board-en");
 
     // 2. Eve works offline while the dispatcher edits the same field.

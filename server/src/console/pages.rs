@@ -443,7 +443,11 @@ pub async fn board(State(app): State<AppState>, s: Session, RawQuery(q): RawQuer
                     .as_deref()
                     .map(esc)
                     .unwrap_or_else(|| t("field.unassigned").to_owned()),
-                cust = r.customer_id.as_deref().map(esc).unwrap_or_default(),
+                cust = r
+                    .customer_id
+                    .as_deref()
+                    .map(|c| esc(data.customer_names.get(c).map_or(c, String::as_str)))
+                    .unwrap_or_default(),
                 due = r.scheduled_end.map(time).unwrap_or_default(),
                 upd = time(r.updated_ms),
             );

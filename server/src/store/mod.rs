@@ -113,6 +113,8 @@ pub struct BoardPage {
     pub total: u64,
     /// Every order per effective status, ignoring the filters.
     pub counts: Vec<(String, u64)>,
+    /// The names of the customers on this page, by id.
+    pub customer_names: std::collections::BTreeMap<String, String>,
 }
 
 /// One op on an order's timeline, from the server's op log.

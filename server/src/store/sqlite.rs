@@ -1160,9 +1160,20 @@ impl Store for SqliteStore {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             let mut rows = Vec::with_capacity(ids.len());
+            let mut customer_names = std::collections::BTreeMap::new();
             for id in ids {
                 if let Some(order) = load(&tx, EntityKind::WorkOrder, &id)? {
                     rows.push(view::summary(&order));
+                }
+            }
+            for c in rows.iter().filter_map(|r| r.customer_id.as_deref()) {
+                if customer_names.contains_key(c) {
+                    continue;
+                }
+                if let Some(name) = load(&tx, EntityKind::Customer, c)?
+                    .and_then(|e| e.str("name").map(str::to_owned))
+                {
+                    customer_names.insert(c.to_owned(), name);
                 }
             }
             tx.commit()?;
@@ -1170,6 +1181,7 @@ impl Store for SqliteStore {
                 rows,
                 total,
                 counts,
+                customer_names,
             })
         })
     }

@@ -154,10 +154,12 @@ mod tests {
 
     /// Found by fuzzing (`op_apply`): serde_json's default float parsing may be one ulp
     /// off, so a valid op setting such a `lat` was stored, re-read and re-digested as
-    /// another value, and agent and server digests never agreed again.
+    /// another value, and agent and server digests never agreed again. About 6 % of
+    /// positions the agent computes from EXIF (deg + min/60 + sec/3600) were affected.
     #[test]
     fn stored_line_decodes_to_the_same_state() {
         for x in [
+            11.469_316_138_888_889, // 11° 28' 9.5381"
             5.88334975906786e-308,
             3.9252506537613346e-227,
             -4.616193886330396e305,

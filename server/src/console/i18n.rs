@@ -117,6 +117,7 @@ pub static CATALOG: &[(&str, &str, &str)] = &[
     ("board.next", "Next page", "下一页"),
     ("board.counts", "Orders per status", "各状态工单数"),
     ("board.live", "Live: updates appear as engineers sync.", "实时：工程师同步后自动更新。"),
+    ("board.behind", "The board is still catching up with the latest changes (after a restart or a large import); reload in a moment for the full list. Order pages are always current.", "看板仍在同步最新更改（重启或大批导入之后）；请稍后刷新查看完整列表。工单详情页始终为最新。"),
     ("field.id", "Order", "工单"),
     ("field.status", "Status", "状态"),
     ("field.priority", "Priority", "优先级"),

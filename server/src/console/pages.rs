@@ -406,6 +406,13 @@ pub async fn board(State(app): State<AppState>, s: Session, RawQuery(q): RawQuer
         r#"<p class="hint" id="live-hint">{}</p>"#,
         t("board.live")
     );
+    if data.behind {
+        let _ = write!(
+            b,
+            r#"<p class="flash warn" id="board-behind" role="status">{}</p>"#,
+            t("board.behind")
+        );
+    }
     if data.rows.is_empty() {
         let _ = write!(b, r#"<p id="board-empty">{}</p>"#, t("board.empty"));
     } else {

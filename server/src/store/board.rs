@@ -27,9 +27,14 @@ const BOARD_SCHEMA_VERSION: i64 = 1;
 /// Orders copied per follower transaction.
 const CATCH_UP_ROWS_MAX: i64 = 5_000;
 /// How long a reader waits for the follower before it reads a slightly stale board.
-const CATCH_UP_WAIT_MAX: Duration = Duration::from_secs(2);
+const CATCH_UP_WAIT_MAX: Duration = Duration::from_secs(5);
 /// Pause before retrying after the follower failed (a full disk, say).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The follower copies once commits have paused this long, so a burst of pushes is copied
+/// in a few large transactions after it instead of competing with it for the CPU.
+const QUIET_BEFORE_COPY: Duration = Duration::from_millis(50);
+/// ... but never lets the board fall further behind than this while writes go on.
+const COPY_DELAY_MAX: Duration = Duration::from_secs(1);
 
 const SCHEMA: &str = "
 CREATE TABLE orders (
@@ -104,6 +109,8 @@ struct Progress {
     copied: u64,
     /// Newest main-database sequence committed.
     wanted: u64,
+    /// A reader is waiting for the board: copy now, without waiting for quiet.
+    urgent: bool,
     stop: bool,
 }
 
@@ -276,6 +283,7 @@ impl Board {
             progress: Mutex::new(Progress {
                 copied,
                 wanted: main_seq,
+                urgent: false,
                 stop: false,
             }),
             moved: Condvar::new(),
@@ -308,10 +316,15 @@ impl Board {
     }
 
     /// Block until the board reflects every commit up to `seq`, or [`CATCH_UP_WAIT_MAX`]
-    /// has passed (then the caller reads a board a moment behind, which is logged).
-    pub(super) fn wait_caught_up(&self, seq: u64) {
+    /// has passed: then the caller reads a board still behind (a rebuild of a large
+    /// database), says so, and the result is false.
+    pub(super) fn wait_caught_up(&self, seq: u64) -> bool {
         let deadline = Instant::now() + CATCH_UP_WAIT_MAX;
         let mut p = self.shared.progress.lock().expect("board progress");
+        if p.copied < seq {
+            p.urgent = true;
+            self.shared.moved.notify_all();
+        }
         while p.copied < seq {
             let now = Instant::now();
             if now >= deadline {
@@ -320,7 +333,7 @@ impl Board {
                     wanted = seq,
                     "the board is behind the database"
                 );
-                return;
+                return false;
             }
             p = self
                 .shared
@@ -329,6 +342,7 @@ impl Board {
                 .expect("board progress")
                 .0;
         }
+        true
     }
 }
 
@@ -349,9 +363,22 @@ fn follow(main: Connection, mut board: Connection, shared: &Shared) {
             while !p.stop && p.copied >= p.wanted {
                 p = shared.moved.wait(p).expect("board progress");
             }
+            let behind_since = Instant::now();
+            while !p.stop && !p.urgent && behind_since.elapsed() < COPY_DELAY_MAX {
+                let seen = p.wanted;
+                let (next, waited) = shared
+                    .moved
+                    .wait_timeout(p, QUIET_BEFORE_COPY)
+                    .expect("board progress");
+                p = next;
+                if waited.timed_out() && p.wanted == seen {
+                    break;
+                }
+            }
             if p.stop {
                 return;
             }
+            p.urgent = false;
             p.copied
         };
         match copy_changes(&main, &mut board, copied) {

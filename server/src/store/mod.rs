@@ -115,6 +115,9 @@ pub struct BoardPage {
     pub counts: Vec<(String, u64)>,
     /// The names of the customers on this page, by id.
     pub customer_names: std::collections::BTreeMap<String, String>,
+    /// The board's read model had not caught up with every commit when this was read (a
+    /// rebuild after a restart, a large import): rows may be missing or out of date.
+    pub behind: bool,
 }
 
 /// One op on an order's timeline, from the server's op log.

@@ -1103,7 +1103,7 @@ impl Store for SqliteStore {
     }
 
     fn board(&self, q: &BoardQuery) -> Result<BoardPage, StoreError> {
-        self.board.wait_caught_up(*self.changes.borrow());
+        let behind = !self.board.wait_caught_up(*self.changes.borrow());
         let mut filter = String::from("1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut add = |sql: &str, v: rusqlite::types::Value| {
@@ -1182,6 +1182,7 @@ impl Store for SqliteStore {
                 total,
                 counts,
                 customer_names,
+                behind,
             })
         })
     }
@@ -1258,7 +1259,7 @@ impl Store for SqliteStore {
     }
 
     fn people(&self) -> Result<Vec<PersonInfo>, StoreError> {
-        self.board.wait_caught_up(*self.changes.borrow());
+        let _ = self.board.wait_caught_up(*self.changes.borrow());
         self.read(|c| {
             let users = c
                 .prepare_cached("SELECT name, role FROM users ORDER BY name")?

@@ -24,8 +24,9 @@ use super::StoreError;
 
 /// Bump when the schema below changes: the file is then rebuilt from the main database.
 const BOARD_SCHEMA_VERSION: i64 = 1;
-/// Orders copied per follower transaction.
-const CATCH_UP_ROWS_MAX: i64 = 5_000;
+/// Orders copied per follower transaction: small enough that a push arriving meanwhile
+/// waits for at most one of them.
+const CATCH_UP_ROWS_MAX: i64 = 1_000;
 /// How long a reader waits for the follower before it reads a slightly stale board.
 const CATCH_UP_WAIT_MAX: Duration = Duration::from_secs(5);
 /// Pause before retrying after the follower failed (a full disk, say).
@@ -34,7 +35,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// in a few large transactions after it instead of competing with it for the CPU.
 const QUIET_BEFORE_COPY: Duration = Duration::from_millis(50);
 /// ... but never lets the board fall further behind than this while writes go on.
-const COPY_DELAY_MAX: Duration = Duration::from_secs(1);
+/// Readers that need it current do not wait for this: they wake the follower.
+const COPY_DELAY_MAX: Duration = Duration::from_secs(5);
 
 const SCHEMA: &str = "
 CREATE TABLE orders (
@@ -357,14 +359,19 @@ impl Drop for Board {
 }
 
 fn follow(main: Connection, mut board: Connection, shared: &Shared) {
+    let mut behind_since: Option<Instant> = None;
     loop {
         let copied = {
             let mut p = shared.progress.lock().expect("board progress");
             while !p.stop && p.copied >= p.wanted {
+                behind_since = None;
+                p.urgent = false;
                 p = shared.moved.wait(p).expect("board progress");
             }
-            let behind_since = Instant::now();
-            while !p.stop && !p.urgent && behind_since.elapsed() < COPY_DELAY_MAX {
+            // Between chunks too: writers go first unless a reader waits or the board has
+            // been behind for too long.
+            let since = *behind_since.get_or_insert_with(Instant::now);
+            while !p.stop && !p.urgent && since.elapsed() < COPY_DELAY_MAX {
                 let seen = p.wanted;
                 let (next, waited) = shared
                     .moved
@@ -378,7 +385,6 @@ fn follow(main: Connection, mut board: Connection, shared: &Shared) {
             if p.stop {
                 return;
             }
-            p.urgent = false;
             p.copied
         };
         match copy_changes(&main, &mut board, copied) {

@@ -133,6 +133,35 @@ impl BoardColumns {
     }
 }
 
+/// The `entities` columns that indexes cover, as a write computes them from the state.
+#[derive(PartialEq)]
+struct IndexedColumns {
+    order_id: Option<String>,
+    assignee: Option<String>,
+    customer_id: Option<String>,
+    site_id: Option<String>,
+    asset_id: Option<String>,
+    label: Option<String>,
+    open_conflict: Option<i64>,
+}
+
+impl IndexedColumns {
+    fn of(state: &EntityState) -> IndexedColumns {
+        let order = state.kind == EntityKind::WorkOrder;
+        let s = |f: &str| order.then(|| state.str(f).map(str::to_owned)).flatten();
+        let board = BoardColumns::of(state);
+        IndexedColumns {
+            order_id: order_of(state).map(|o| o.0),
+            assignee: s("assignee"),
+            customer_id: s("customer_id"),
+            site_id: s("site_id"),
+            asset_id: s("asset_id"),
+            label: board.label,
+            open_conflict: board.open_conflict,
+        }
+    }
+}
+
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let mut conn = Connection::open(path)?;
@@ -350,10 +379,30 @@ impl WriteTx<'_> {
         let seq = self.next_seq();
         let json = serde_json::to_string(after).expect("entity state serialises");
         let is_order = after.kind == EntityKind::WorkOrder;
-        let s = |f: &str| if is_order { after.str(f) } else { None };
-        let order_id = order_of(after);
         let status = is_order.then(|| view::summary(after).status);
         let board = BoardColumns::of(after);
+        let keys = IndexedColumns::of(after);
+        if before.is_some_and(|b| IndexedColumns::of(b) == keys) {
+            // Most edits change no indexed column: leaving them out of the SET list spares
+            // SQLite rewriting those indexes' entries (it skips only columns not assigned).
+            self.tx
+                .prepare_cached(
+                    "UPDATE entities SET status = ?3, state = ?4, seq = ?5, priority = ?6,
+                       due_ms = ?7, cancelled = ?8
+                     WHERE kind = ?1 AND id = ?2",
+                )?
+                .execute(params![
+                    after.kind.as_str(),
+                    after.id.as_str(),
+                    status,
+                    json,
+                    seq as i64,
+                    board.priority,
+                    board.due_ms,
+                    board.cancelled,
+                ])?;
+            return self.fan_out(before, after);
+        }
         self.tx
             .prepare_cached(
                 "INSERT INTO entities (kind, id, order_id, assignee, status, customer_id, site_id, asset_id, state, seq,
@@ -369,18 +418,18 @@ impl WriteTx<'_> {
             .execute(params![
                 after.kind.as_str(),
                 after.id.as_str(),
-                order_id.as_ref().map(EntityId::as_str),
-                s("assignee"),
+                keys.order_id,
+                keys.assignee,
                 status,
-                s("customer_id"),
-                s("site_id"),
-                s("asset_id"),
+                keys.customer_id,
+                keys.site_id,
+                keys.asset_id,
                 json,
                 seq as i64,
                 board.priority,
                 board.due_ms,
-                board.label,
-                board.open_conflict,
+                keys.label,
+                keys.open_conflict,
                 board.cancelled,
             ])?;
         self.fan_out(before, after)

@@ -27,7 +27,7 @@ pub enum BackupError {
     Exists(PathBuf),
     #[error("{path} is not a usable backup: {reason}")]
     BadBackup { path: PathBuf, reason: String },
-    #[error("a server is running on {0}: stop it before restoring")]
+    #[error("a server is running on {0}: stop it first (restore and import change the database under it)")]
     ServerRunning(PathBuf),
     #[error("{context}: {source}")]
     Io {

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod blobstore;
 pub mod console;
 pub mod demo;
+pub mod import;
 pub mod live;
 pub mod serve;
 pub mod settings;

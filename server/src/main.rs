@@ -69,6 +69,21 @@ enum Command {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Import customers, sites, assets or work orders from a CSV file whose header names
+    /// the fields (and optionally `id`). All or nothing: any bad row imports nothing and
+    /// every problem is listed with its row and line. Stop the server first.
+    Import {
+        #[command(flatten)]
+        dir: DataDir,
+        /// What the file holds.
+        #[arg(value_parser = ["customers", "sites", "assets", "work-orders"])]
+        kind: String,
+        /// The CSV file (UTF-8, comma-separated, a header row).
+        file: PathBuf,
+        /// Whose name the imported records carry in their history.
+        #[arg(long, default_value = "import")]
+        by: String,
+    },
     /// A server with TLS, users and demo data, printing what to try next.
     Demo {
         #[command(flatten)]
@@ -178,6 +193,27 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 .as_millis() as u64;
             let summary = fieldsync_server::backup::restore(&dir.get(), &from, now)?;
             println!("{}", serde_json::to_string(&summary)?);
+        }
+        Command::Import {
+            dir,
+            kind,
+            file,
+            by,
+        } => {
+            let dir = dir.get();
+            let _lock = fieldsync_server::backup::DataDirLock::acquire(&dir)?;
+            let store = open_store(&dir)?;
+            let kind_named =
+                fieldsync_server::import::kind_named(&kind).context("unknown import kind")?;
+            let actor = fieldsync_server::store::Actor {
+                user: by,
+                role: Role::Admin,
+                device: None,
+            };
+            let now = fieldsync_server::api::now_ms();
+            let n = fieldsync_server::import::import(&*store, &actor, kind_named, &file, now)
+                .with_context(|| format!("importing {}", file.display()))?;
+            println!("imported {n} {kind} from {}", file.display());
         }
         Command::Demo { dir, listen } => {
             let dir = dir

@@ -215,6 +215,15 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> Result<Result<(), OpError>, StoreError>;
 
+    /// Many server writes in one transaction, all or nothing (`fieldsync-server import`):
+    /// the rows refused, by their index in `writes`; empty when every row was written.
+    fn import(
+        &self,
+        actor: &Actor,
+        writes: Vec<ServerWrite>,
+        now_ms: u64,
+    ) -> Result<Vec<(usize, OpError)>, StoreError>;
+
     /// Give an existing user their `user` entity (`name`, `role`) if they have none, as an
     /// op of the server's own device: those fields are the server's alone, so no actor's
     /// write may create it, yet dispatchers set its `region`, `skills` and `display_name`.

@@ -614,6 +614,54 @@ impl WriteTx<'_> {
         Ok(None)
     }
 
+    /// A write made on the server (console, API, import) as the server device's next op.
+    fn server_op(
+        &mut self,
+        actor: &Actor,
+        write: ServerWrite,
+        now_ms: u64,
+    ) -> Result<Result<(), OpError>, StoreError> {
+        let seq = 1 + self
+            .tx
+            .prepare_cached("SELECT acked_seq FROM devices WHERE id = 0")?
+            .query_row([], |r| r.get::<_, i64>(0))? as u64;
+        let mut base = write.base;
+        if !write.create && base.is_empty() {
+            // No base given: the writer looked at the current server state, which is
+            // what every console and API read shows. Conflicts are still recorded for
+            // any device op that arrives later without having seen this write.
+            if let Some(cur) = self.load(write.kind, write.id.as_str())? {
+                base = write
+                    .fields
+                    .keys()
+                    .filter_map(|f| cur.version(f).map(|v| (f.clone(), v)))
+                    .collect();
+            }
+        }
+        let op = Op {
+            seq,
+            kind: write.kind,
+            id: write.id,
+            hlc: self.clock.tick(now_ms),
+            op: if write.create {
+                OpKind::Create
+            } else {
+                OpKind::Set
+            },
+            fields: write.fields,
+            base,
+        };
+        let outcome = self.apply(&actor.user, actor.role, SERVER_DEVICE, &op, now_ms)?;
+        if outcome.is_ok() {
+            self.log_op(SERVER_DEVICE, &actor.user, &op, now_ms, &outcome)?;
+            self.tx.execute(
+                "UPDATE devices SET acked_seq = ?1 WHERE id = 0",
+                [seq as i64],
+            )?;
+        }
+        Ok(outcome)
+    }
+
     fn log_op(
         &self,
         dev: DeviceId,
@@ -980,47 +1028,37 @@ impl Store for SqliteStore {
         write: ServerWrite,
         now_ms: u64,
     ) -> Result<Result<(), OpError>, StoreError> {
-        self.write(|w| {
-            let seq = 1 + w
-                .tx
-                .prepare_cached("SELECT acked_seq FROM devices WHERE id = 0")?
-                .query_row([], |r| r.get::<_, i64>(0))? as u64;
-            let mut base = write.base;
-            if !write.create && base.is_empty() {
-                // No base given: the writer looked at the current server state, which is
-                // what every console and API read shows. Conflicts are still recorded for
-                // any device op that arrives later without having seen this write.
-                if let Some(cur) = w.load(write.kind, write.id.as_str())? {
-                    base = write
-                        .fields
-                        .keys()
-                        .filter_map(|f| cur.version(f).map(|v| (f.clone(), v)))
-                        .collect();
+        self.write(|w| w.server_op(actor, write, now_ms))
+    }
+
+    fn import(
+        &self,
+        actor: &Actor,
+        writes: Vec<ServerWrite>,
+        now_ms: u64,
+    ) -> Result<Vec<(usize, OpError)>, StoreError> {
+        let mut refused = Vec::new();
+        let done = self.write(|w| {
+            for (row, write) in writes.into_iter().enumerate() {
+                if let Err(e) = w.server_op(actor, write, now_ms)? {
+                    refused.push((row, e));
                 }
             }
-            let op = Op {
-                seq,
-                kind: write.kind,
-                id: write.id,
-                hlc: w.clock.tick(now_ms),
-                op: if write.create {
-                    OpKind::Create
-                } else {
-                    OpKind::Set
-                },
-                fields: write.fields,
-                base,
-            };
-            let outcome = w.apply(&actor.user, actor.role, SERVER_DEVICE, &op, now_ms)?;
-            if outcome.is_ok() {
-                w.log_op(SERVER_DEVICE, &actor.user, &op, now_ms, &outcome)?;
-                w.tx.execute(
-                    "UPDATE devices SET acked_seq = ?1 WHERE id = 0",
-                    [seq as i64],
-                )?;
+            if refused.is_empty() {
+                Ok(())
+            } else {
+                // All or nothing: the transaction rolls back.
+                Err(StoreError::Conflict(format!(
+                    "{} rows refused",
+                    refused.len()
+                )))
             }
-            Ok(outcome)
-        })
+        });
+        match done {
+            Ok(()) => Ok(Vec::new()),
+            Err(StoreError::Conflict(_)) if !refused.is_empty() => Ok(refused),
+            Err(e) => Err(e),
+        }
     }
 
     fn ensure_profile(&self, user: &str, now_ms: u64) -> Result<bool, StoreError> {

@@ -19,10 +19,11 @@ pub enum EntityKind {
     PartUsage,
     Conflict,
     Photo,
+    Part,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 9] = [
+    pub const ALL: [EntityKind; 10] = [
         EntityKind::WorkOrder,
         EntityKind::Customer,
         EntityKind::Site,
@@ -32,6 +33,7 @@ impl EntityKind {
         EntityKind::PartUsage,
         EntityKind::Conflict,
         EntityKind::Photo,
+        EntityKind::Part,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +47,7 @@ impl EntityKind {
             EntityKind::PartUsage => "part_usage",
             EntityKind::Conflict => "conflict",
             EntityKind::Photo => "photo",
+            EntityKind::Part => "part",
         }
     }
 
@@ -63,6 +66,7 @@ impl EntityKind {
             EntityKind::PartUsage => &PART_USAGE,
             EntityKind::Conflict => &CONFLICT,
             EntityKind::Photo => &PHOTO,
+            EntityKind::Part => &PART,
         }
     }
 }
@@ -447,6 +451,24 @@ pub static PHOTO: KindSpec = KindSpec {
         fixed("lat", FieldType::Number, Owner::Shared, false),
         fixed("lon", FieldType::Number, Owner::Shared, false),
         f("voided", FieldType::Bool, Owner::Shared),
+    ],
+};
+
+/// A catalog part: what a part usage's `sku` names. Stock is not a field: it is derived
+/// from movements (DESIGN), which arrive with van stock.
+pub static PART: KindSpec = KindSpec {
+    kind: EntityKind::Part,
+    append_only: false,
+    creators: Creators::Office,
+    order_link: None,
+    fields: &[
+        req("sku", FieldType::Text { max_chars: 64 }, Owner::Dispatcher),
+        req("name", TEXT_SHORT, Owner::Dispatcher),
+        // In the organisation's currency, per unit.
+        f("unit_cost", FieldType::Number, Owner::Dispatcher),
+        // Each unit has a serial number that a usage or return must name.
+        f("serial_tracked", FieldType::Bool, Owner::Dispatcher),
+        f("discontinued", FieldType::Bool, Owner::Dispatcher),
     ],
 };
 

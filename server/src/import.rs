@@ -1,5 +1,5 @@
-//! `fieldsync-server import KIND FILE.csv`: move customers, sites, assets and open work
-//! orders off an old system. The header names the entity's fields (plus an optional `id`);
+//! `fieldsync-server import KIND FILE.csv`: move customers, sites, assets, the parts
+//! catalog and open work orders off an old system. The header names the entity's fields (plus an optional `id`);
 //! each row becomes the server's own create op, so it syncs and shows in the timeline like
 //! any console write. A file goes in whole or not at all: every row is checked, every
 //! problem is reported with its row and line, and one bad row imports nothing.
@@ -27,6 +27,7 @@ pub const KINDS: &[(&str, EntityKind)] = &[
     ("sites", EntityKind::Site),
     ("assets", EntityKind::Asset),
     ("work-orders", EntityKind::WorkOrder),
+    ("parts", EntityKind::Part),
 ];
 
 #[derive(Debug, thiserror::Error)]

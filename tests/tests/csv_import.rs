@@ -119,6 +119,21 @@ fn csv_import_is_all_or_nothing_with_row_errors() {
         stderr(&o)
     );
 
+    // The parts catalog: a bad cost is a row problem like any other.
+    let parts = "id,sku,name,unit_cost,serial_tracked\n\
+                 part-hp,HP-SW-30,HP switch 30 bar,42.50,no\n\
+                 part-comp,COMP-30RB,Compressor 30RB,\"1,200\",yes\n";
+    let o = import(&data, "parts", &write(tmp.path(), "bad-parts.csv", parts));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("row 2 (line 3): unit_cost"),
+        "{}",
+        stderr(&o)
+    );
+    let parts = parts.replace("\"1,200\"", "1200");
+    let o = import(&data, "parts", &write(tmp.path(), "parts.csv", &parts));
+    assert!(o.status.success(), "{}", stderr(&o));
+
     let good = write(
         tmp.path(),
         "orders.csv",
@@ -147,6 +162,10 @@ fn csv_import_is_all_or_nothing_with_row_errors() {
     let (_, order) = office.get("/api/v1/work-orders/wo-1001");
     assert_eq!(order["customer"]["name"], "Acme Foods", "{order}");
     assert_eq!(order["scheduled_end"], 1_796_317_200_000u64, "{order}");
+    let (status, part) = office.get("/api/v1/entities/part/part-comp");
+    assert_eq!(status, 200, "{part}");
+    assert!(part.to_string().contains("Compressor 30RB"), "{part}");
+    assert!(part.to_string().contains("1200"), "{part}");
     let eve = server.agent(&tmp.path().join("eve"), ENGINEER);
     eve.sync();
     let shown = eve.show("wo-1001");

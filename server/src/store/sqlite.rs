@@ -118,6 +118,9 @@ impl BoardColumns {
             EntityKind::Asset => state
                 .str("model")
                 .map(|m| format!("{m} {}", state.str("serial").unwrap_or(""))),
+            EntityKind::Part => state
+                .str("sku")
+                .map(|sku| format!("{sku} {}", state.str("name").unwrap_or(""))),
             _ => None,
         };
         BoardColumns {

@@ -126,7 +126,8 @@ fn agents_resend_what_a_restored_server_lost() {
     let running = restore(&server.dir, &file);
     assert!(!running.status.success(), "restore under a running server");
     assert!(
-        stderr(&running).contains("stop it before restoring"),
+        stderr(&running).contains("a server is running")
+            && stderr(&running).contains("stop it first"),
         "{}",
         stderr(&running)
     );

@@ -149,17 +149,17 @@ struct IndexedColumns {
 }
 
 impl IndexedColumns {
-    fn of(state: &EntityState) -> IndexedColumns {
+    /// `board`: the state's [`BoardColumns`], which hold two of these.
+    fn of(state: &EntityState, board: &BoardColumns) -> IndexedColumns {
         let order = state.kind == EntityKind::WorkOrder;
         let s = |f: &str| order.then(|| state.str(f).map(str::to_owned)).flatten();
-        let board = BoardColumns::of(state);
         IndexedColumns {
             order_id: order_of(state).map(|o| o.0),
             assignee: s("assignee"),
             customer_id: s("customer_id"),
             site_id: s("site_id"),
             asset_id: s("asset_id"),
-            label: board.label,
+            label: board.label.clone(),
             open_conflict: board.open_conflict,
         }
     }
@@ -384,8 +384,8 @@ impl WriteTx<'_> {
         let is_order = after.kind == EntityKind::WorkOrder;
         let status = is_order.then(|| view::summary(after).status);
         let board = BoardColumns::of(after);
-        let keys = IndexedColumns::of(after);
-        if before.is_some_and(|b| IndexedColumns::of(b) == keys) {
+        let keys = IndexedColumns::of(after, &board);
+        if before.is_some_and(|b| IndexedColumns::of(b, &BoardColumns::of(b)) == keys) {
             // Most edits change no indexed column: leaving them out of the SET list spares
             // SQLite rewriting those indexes' entries (it skips only columns not assigned).
             self.tx

@@ -55,6 +55,12 @@ impl EntityKind {
         EntityKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
+    /// Reference data every engineer holds offline, whatever their orders (the parts
+    /// catalog; later the knowledge base and checklist templates).
+    pub fn broadcast(self) -> bool {
+        matches!(self, EntityKind::Part)
+    }
+
     pub fn spec(self) -> &'static KindSpec {
         match self {
             EntityKind::WorkOrder => &WORK_ORDER,

@@ -167,7 +167,18 @@ fn csv_import_is_all_or_nothing_with_row_errors() {
     assert!(part.to_string().contains("Compressor 30RB"), "{part}");
     assert!(part.to_string().contains("1200"), "{part}");
     let eve = server.agent(&tmp.path().join("eve"), ENGINEER);
-    eve.sync();
+    let report = eve.sync();
+    assert_eq!(report["in_sync"], true, "{report}");
+    // The catalog reaches every engineer's laptop, whatever their orders.
+    let conn = rusqlite::Connection::open(eve.db_path()).unwrap();
+    let parts: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM entities WHERE kind = 'part'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(parts, 2);
     let shown = eve.show("wo-1001");
     assert_eq!(shown["asset"]["serial"], "SN-7", "{shown}");
     assert_eq!(shown["site"]["access_notes"], "Gate code 4412", "{shown}");

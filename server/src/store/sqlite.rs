@@ -502,12 +502,41 @@ impl WriteTx<'_> {
                     self.feed_put(&h, after.kind, id, false)?;
                 }
             }
+            kind if kind.broadcast() => {
+                for engineer in self.engineers()? {
+                    self.feed_put(&engineer, kind, id, false)?;
+                }
+            }
             _ => {
                 if let Some(order) = order_of(after) {
                     if let Some(h) = self.holder_of(order.as_str())? {
                         self.feed_put(&h, after.kind, id, false)?;
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn engineers(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT name FROM users WHERE role = 'engineer'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// A new engineer's feed starts with every broadcast entity (the parts catalog), each
+    /// under its own sequence so pull pages never split a run of equal cursors.
+    fn feed_broadcast_to(&mut self, user: &str) -> Result<(), StoreError> {
+        for kind in EntityKind::ALL.into_iter().filter(|k| k.broadcast()) {
+            let ids: Vec<String> = self
+                .tx
+                .prepare_cached("SELECT id FROM entities WHERE kind = ?1 ORDER BY id")?
+                .query_map([kind.as_str()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for id in ids {
+                self.feed_put(user, kind, &id, false)?;
             }
         }
         Ok(())
@@ -748,6 +777,9 @@ impl Store for SqliteStore {
                 "INSERT INTO users (name, role, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
                 params![name, role.as_str(), password_hash, now_ms as i64],
             )?;
+            if role == Role::Engineer {
+                w.feed_broadcast_to(name)?;
+            }
             Ok(())
         })
     }
@@ -1839,5 +1871,53 @@ mod tests {
             .unwrap();
         assert_eq!(page.total, 0);
         assert_eq!(total(&store), (ORDERS, ORDERS));
+    }
+
+    #[test]
+    fn every_engineer_holds_the_parts_catalog() {
+        let (_dir, store) = seeded();
+        let dana = Actor {
+            user: "dana".into(),
+            role: Role::Dispatcher,
+            device: None,
+        };
+        let part = |seq: u64, id: &str, sku: &str| Op {
+            kind: EntityKind::Part,
+            ..order_op(
+                seq,
+                id,
+                OpKind::Create,
+                &[("sku", sku.into()), ("name", "HP switch".into())],
+            )
+        };
+        let r = store
+            .push(
+                &dana,
+                1,
+                &[part(31, "p-1", "HP-1"), part(32, "p-2", "HP-2")],
+                NOW_MS,
+            )
+            .unwrap();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        store.add_user("zoe", Role::Engineer, "x", NOW_MS).unwrap();
+        for user in ["eve", "zoe"] {
+            let actor = Actor {
+                user: user.into(),
+                role: Role::Engineer,
+                device: None,
+            };
+            let page = store.pull(&actor, 0, 1_000).unwrap();
+            let parts = page
+                .entities
+                .iter()
+                .filter(|e| e.get().contains("\"sku\""))
+                .count();
+            assert_eq!(parts, 2, "{user} holds the catalog");
+            let digest = store.digest(&actor).unwrap();
+            assert!(
+                digest.entities >= 2,
+                "{user}: the catalog is in the scope digest"
+            );
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod inbox;
+pub mod kb;
 pub mod live;
 mod migrate;
 pub mod photos;

@@ -108,6 +108,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The knowledge base, offline.
+    Kb {
+        #[command(subcommand)]
+        command: KbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// Articles containing every word given (any language, any part of a word).
+    Search {
+        #[arg(required = true)]
+        words: Vec<String>,
+        /// Most articles to list (at most 20).
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One article in full.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -359,6 +384,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print_json(&list);
             } else {
                 output::photos(&key, &list);
+            }
+        }
+        Command::Kb {
+            command: KbCommand::Search { words, limit, json },
+        } => {
+            let hits = store.kb_search(&words.join(" "), limit)?;
+            if json {
+                print_json(&hits);
+            } else {
+                output::kb_hits(&hits);
+            }
+        }
+        Command::Kb {
+            command: KbCommand::Show { id, json },
+        } => {
+            let article = store.kb_article(&id)?.ok_or_else(|| {
+                AgentError::Invalid(format!(
+                    "no article {id:?} on this device; `fieldsync kb search WORDS` finds them"
+                ))
+            })?;
+            if json {
+                print_json(&fieldsync_proto::view::plain(&article));
+            } else {
+                output::kb_article(&article);
             }
         }
         Command::Daemon => {

@@ -335,3 +335,31 @@ pub fn info(i: &Value) {
         }
     }
 }
+
+pub fn kb_hits(hits: &[fieldsync_agent::kb::KbHit]) {
+    if hits.is_empty() {
+        println!("no article contains all of those words");
+        return;
+    }
+    for h in hits {
+        println!("{}  {}", h.id, h.title);
+        if !h.snippet.is_empty() {
+            println!("    {}", h.snippet);
+        }
+    }
+}
+
+pub fn kb_article(a: &fieldsync_proto::EntityState) {
+    let field = |f: &str| a.str(f).unwrap_or_default();
+    println!("{}\n", field("title"));
+    for (label, f) in [
+        ("Tags", "tags"),
+        ("Models", "models"),
+        ("Fault codes", "fault_codes"),
+    ] {
+        if !field(f).is_empty() {
+            println!("{label}: {}", field(f));
+        }
+    }
+    println!("\n{}", field("body"));
+}

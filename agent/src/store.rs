@@ -34,6 +34,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("../migrations/0002_gone_index.sql")),
     (3, include_str!("../migrations/0003_photos.sql")),
     (4, include_str!("../migrations/0004_resend_log.sql")),
+    (5, include_str!("../migrations/0005_kb_search.sql")),
 ];
 /// How long acknowledged ops are kept for re-sending after a server restore: a restore
 /// from a backup older than this cannot be fully repaired from this device.
@@ -175,6 +176,9 @@ fn save(conn: &Connection, state: &EntityState, in_scope: bool) -> Result<()> {
         order_of(state).map(|o| o.0),
         json
     ])?;
+    if state.kind == EntityKind::KbArticle {
+        crate::kb::index(conn, state)?;
+    }
     Ok(())
 }
 
@@ -300,6 +304,15 @@ impl Store {
         set_meta(&tx, "hlc", clock.last().0)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Knowledge-base articles holding every word of `query`, best first (offline).
+    pub fn kb_search(&self, query: &str, limit: usize) -> Result<Vec<crate::kb::KbHit>> {
+        crate::kb::search(&self.conn, query, limit)
+    }
+
+    pub fn kb_article(&self, id: &str) -> Result<Option<EntityState>> {
+        crate::kb::article(&self.conn, id)
     }
 
     pub fn ca_path(&self) -> Option<PathBuf> {
@@ -1278,5 +1291,104 @@ mod tests {
             s.resolve_order("zz"),
             Err(AgentError::NoSuchOrder(_))
         ));
+    }
+
+    fn article(id: &str, title: &str, body: &str, extra: &[(&str, Value)]) -> EntityState {
+        let mut fields = BTreeMap::from([
+            ("title".to_owned(), json!(title)),
+            ("body".to_owned(), json!(body)),
+        ]);
+        for (k, v) in extra {
+            fields.insert((*k).to_owned(), v.clone());
+        }
+        let op = Op {
+            seq: 1,
+            kind: EntityKind::KbArticle,
+            id: id.into(),
+            hlc: Hlc::from_millis(500),
+            op: OpKind::Create,
+            fields,
+            base: BTreeMap::new(),
+        };
+        apply_op(None, &op, 0, "dana").state
+    }
+
+    #[test]
+    fn kb_search_finds_substrings_in_english_and_chinese_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = enrolled(dir.path());
+        s.apply_page(&page(
+            vec![
+                article(
+                    "kb-e42",
+                    "E42 on the 30RB: pump fault",
+                    "Check the condenser pump relay before replacing the pump.",
+                    &[
+                        ("fault_codes", json!("E42")),
+                        ("models", json!("Carrier 30RB")),
+                    ],
+                ),
+                article(
+                    "kb-relay",
+                    "Relays",
+                    "A stuck relay can look like a pump fault (E42 on some units).",
+                    &[],
+                ),
+                article(
+                    "kb-zh",
+                    "压缩机过热报警",
+                    "检查水泵和冷却水流量，压缩机过热通常由冷凝器结垢引起。",
+                    &[("tags", json!("制冷, 维修"))],
+                ),
+                article(
+                    "kb-old",
+                    "Old pump notes",
+                    "pump pump pump",
+                    &[("retired", json!(true))],
+                ),
+            ],
+            1,
+        ))
+        .unwrap();
+        let ids = |s: &Store, q: &str| -> Vec<String> {
+            s.kb_search(q, 10)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.id)
+                .collect()
+        };
+        assert_eq!(
+            ids(&s, "e42 PUMP"),
+            ["kb-e42", "kb-relay"],
+            "every word, title first"
+        );
+        assert_eq!(
+            ids(&s, "水泵"),
+            ["kb-zh"],
+            "two Chinese characters, inside a sentence"
+        );
+        assert_eq!(ids(&s, "压缩机 结垢"), ["kb-zh"]);
+        assert!(ids(&s, "pump 压缩机").is_empty(), "all words must match");
+        assert!(
+            !ids(&s, "pump").contains(&"kb-old".to_owned()),
+            "retired articles are not found"
+        );
+        let hit = &s.kb_search("condenser", 10).unwrap()[0];
+        assert!(
+            hit.snippet.contains("condenser pump relay"),
+            "{}",
+            hit.snippet
+        );
+        assert!(s.kb_search("  ", 10).is_err());
+
+        // An edit re-indexes: the old wording is gone, the new found.
+        let mut edited = article("kb-relay", "Relays", "Contactors wear out.", &[]);
+        edited
+            .fields
+            .values_mut()
+            .for_each(|f| f.ver.hlc = Hlc::from_millis(700));
+        s.apply_page(&page(vec![edited], 2)).unwrap();
+        assert_eq!(ids(&s, "pump fault"), ["kb-e42"]);
+        assert_eq!(ids(&s, "contactor"), ["kb-relay"]);
     }
 }

@@ -20,10 +20,11 @@ pub enum EntityKind {
     Conflict,
     Photo,
     Part,
+    KbArticle,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 10] = [
+    pub const ALL: [EntityKind; 11] = [
         EntityKind::WorkOrder,
         EntityKind::Customer,
         EntityKind::Site,
@@ -34,6 +35,7 @@ impl EntityKind {
         EntityKind::Conflict,
         EntityKind::Photo,
         EntityKind::Part,
+        EntityKind::KbArticle,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +50,7 @@ impl EntityKind {
             EntityKind::Conflict => "conflict",
             EntityKind::Photo => "photo",
             EntityKind::Part => "part",
+            EntityKind::KbArticle => "kb_article",
         }
     }
 
@@ -58,7 +61,7 @@ impl EntityKind {
     /// Reference data every engineer holds offline, whatever their orders (the parts
     /// catalog; later the knowledge base and checklist templates).
     pub fn broadcast(self) -> bool {
-        matches!(self, EntityKind::Part)
+        matches!(self, EntityKind::Part | EntityKind::KbArticle)
     }
 
     pub fn spec(self) -> &'static KindSpec {
@@ -73,6 +76,7 @@ impl EntityKind {
             EntityKind::Conflict => &CONFLICT,
             EntityKind::Photo => &PHOTO,
             EntityKind::Part => &PART,
+            EntityKind::KbArticle => &KB_ARTICLE,
         }
     }
 }
@@ -475,6 +479,28 @@ pub static PART: KindSpec = KindSpec {
         // Each unit has a serial number that a usage or return must name.
         f("serial_tracked", FieldType::Bool, Owner::Dispatcher),
         f("discontinued", FieldType::Bool, Owner::Dispatcher),
+    ],
+};
+
+/// A knowledge-base article, in Markdown, searchable offline on every engineer's laptop
+/// (`fieldsync kb search`). `models` and `fault_codes` (comma-separated) say which assets
+/// and faults it is about, so an order can suggest it.
+pub static KB_ARTICLE: KindSpec = KindSpec {
+    kind: EntityKind::KbArticle,
+    append_only: false,
+    creators: Creators::Office,
+    order_link: None,
+    fields: &[
+        req("title", TEXT_SHORT, Owner::Dispatcher),
+        req(
+            "body",
+            FieldType::Text { max_chars: 100_000 },
+            Owner::Dispatcher,
+        ),
+        f("tags", TEXT_SHORT, Owner::Dispatcher),
+        f("models", TEXT_LONG, Owner::Dispatcher),
+        f("fault_codes", TEXT_LONG, Owner::Dispatcher),
+        f("retired", FieldType::Bool, Owner::Dispatcher),
     ],
 };
 

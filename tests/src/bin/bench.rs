@@ -16,6 +16,8 @@ use clap::{Parser, Subcommand};
 mod console_bench;
 #[path = "bench/harness.rs"]
 mod harness;
+#[path = "bench/kb_bench.rs"]
+mod kb_bench;
 #[path = "bench/load_bench.rs"]
 mod load_bench;
 #[path = "bench/photos_bench.rs"]
@@ -52,6 +54,8 @@ enum Command {
     /// 1,000 agents syncing at once against one server process: push latency p50/p99,
     /// errors, server peak RSS.
     Load(load_bench::Args),
+    /// Offline knowledge-base search over 5,000 English and Chinese articles on an agent.
+    Kb(kb_bench::Args),
     /// (internal) one blob store operation in a child process, for `photos`.
     #[command(hide = true)]
     PhotoStoreWorker(photos_bench::WorkerArgs),
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Photos(args) => photos_bench::run(&args),
         Command::Console(args) => console_bench::run(&args),
         Command::Load(args) => load_bench::run(&args),
+        Command::Kb(args) => kb_bench::run(&args),
         Command::PhotoStoreWorker(args) => {
             return match photos_bench::worker(&args) {
                 Ok(()) => ExitCode::SUCCESS,

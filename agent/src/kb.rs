@@ -1,0 +1,165 @@
+//! The knowledge base offline: articles pulled like any broadcast entity, indexed in a
+//! trigram FTS5 table as they are saved, searched by substring in any language.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use fieldsync_proto::{EntityKind, EntityState};
+
+use crate::error::{AgentError, Result};
+
+/// Articles a search returns at most.
+pub const SEARCH_RESULTS_MAX: usize = 20;
+/// Terms one query may hold.
+const SEARCH_TERMS_MAX: usize = 8;
+/// Characters of context either side of the first match in a snippet.
+const SNIPPET_CONTEXT_CHARS: usize = 40;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KbHit {
+    pub id: String,
+    pub title: String,
+    pub tags: Option<String>,
+    pub models: Option<String>,
+    pub fault_codes: Option<String>,
+    /// The body around the first term found in it.
+    pub snippet: String,
+}
+
+fn text_of(state: &EntityState) -> String {
+    ["title", "tags", "models", "fault_codes", "body"]
+        .iter()
+        .filter_map(|f| state.str(f))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Keep the index in step with a saved article (called in the saving transaction).
+pub(crate) fn index(conn: &Connection, state: &EntityState) -> Result<()> {
+    debug_assert_eq!(state.kind, EntityKind::KbArticle);
+    conn.prepare_cached("INSERT INTO kb_docs (id) VALUES (?1) ON CONFLICT (id) DO NOTHING")?
+        .execute([state.id.as_str()])?;
+    let rowid: i64 = conn
+        .prepare_cached("SELECT rowid FROM kb_docs WHERE id = ?1")?
+        .query_row([state.id.as_str()], |r| r.get(0))?;
+    conn.prepare_cached("DELETE FROM kb_fts WHERE rowid = ?1")?
+        .execute([rowid])?;
+    if !state.bool("retired") {
+        conn.prepare_cached("INSERT INTO kb_fts (rowid, text) VALUES (?1, ?2)")?
+            .execute(params![rowid, text_of(state)])?;
+    }
+    Ok(())
+}
+
+/// The words of a query: `%` and `_` are LIKE's wildcards, so they separate words here.
+fn terms(query: &str) -> Vec<String> {
+    query
+        .split(|c: char| c.is_whitespace() || c == '%' || c == '_')
+        .filter(|t| !t.is_empty())
+        .take(SEARCH_TERMS_MAX)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Articles containing every word of `query` (case-insensitive for Latin letters), best
+/// first. Words of three characters or more go to the trigram index as phrases, ranked by
+/// bm25; shorter ones (two Chinese characters make a word) are checked with LIKE on what
+/// the longer ones matched, or on every article when the query has no longer word.
+pub fn search(conn: &Connection, query: &str, limit: usize) -> Result<Vec<KbHit>> {
+    let words = terms(query);
+    if words.is_empty() {
+        return Err(AgentError::Invalid(
+            "type one or more words to search for".into(),
+        ));
+    }
+    let (long, short): (Vec<&String>, Vec<&String>) =
+        words.iter().partition(|w| w.chars().count() >= 3);
+    let mut sql =
+        String::from("SELECT d.id FROM kb_fts JOIN kb_docs d ON d.rowid = kb_fts.rowid WHERE 1");
+    let mut args: Vec<String> = Vec::new();
+    if !long.is_empty() {
+        sql.push_str(" AND kb_fts MATCH ?");
+        args.push(
+            long.iter()
+                .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+        );
+    }
+    for w in &short {
+        sql.push_str(" AND kb_fts.text LIKE ?");
+        args.push(format!("%{w}%"));
+    }
+    sql.push_str(if long.is_empty() {
+        " ORDER BY d.rowid LIMIT ?"
+    } else {
+        " ORDER BY rank LIMIT ?"
+    });
+    args.push(limit.min(SEARCH_RESULTS_MAX).to_string());
+    let ids = conn
+        .prepare_cached(&sql)?
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            r.get::<_, String>(0)
+        })?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+    let mut hits = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(state) = article(conn, &id)? else {
+            continue;
+        };
+        let field = |f: &str| state.str(f).map(str::to_owned);
+        let body = field("body").unwrap_or_default();
+        hits.push(KbHit {
+            snippet: snippet(&body, &body.to_lowercase(), &lower),
+            id,
+            title: field("title").unwrap_or_default(),
+            tags: field("tags"),
+            models: field("models"),
+            fault_codes: field("fault_codes"),
+        });
+    }
+    Ok(hits)
+}
+
+/// Up to [`SNIPPET_CONTEXT_CHARS`] either side of the first word found in the body.
+fn snippet(body: &str, body_lower: &str, words: &[String]) -> String {
+    let chars: Vec<char> = body.chars().collect();
+    let lower: Vec<char> = body_lower.chars().collect();
+    // Lowercasing can change the length of a few characters; then start at the top.
+    let at = if chars.len() == lower.len() {
+        words
+            .iter()
+            .filter_map(|w| {
+                let w: Vec<char> = w.chars().collect();
+                lower.windows(w.len()).position(|win| win == w.as_slice())
+            })
+            .min()
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let from = at.saturating_sub(SNIPPET_CONTEXT_CHARS);
+    let to = (at + 2 * SNIPPET_CONTEXT_CHARS).min(chars.len());
+    let mut s: String = chars[from..to].iter().collect();
+    s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if from > 0 {
+        s.insert(0, '…');
+    }
+    if to < chars.len() {
+        s.push('…');
+    }
+    s
+}
+
+/// One article as held offline.
+pub fn article(conn: &Connection, id: &str) -> Result<Option<EntityState>> {
+    let json: Option<String> = conn
+        .prepare_cached("SELECT state FROM entities WHERE kind = 'kb_article' AND id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    json.map(|j| {
+        serde_json::from_str(&j).map_err(|e| AgentError::Corrupt(format!("kb article: {e}")))
+    })
+    .transpose()
+}

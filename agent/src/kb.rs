@@ -4,12 +4,15 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use fieldsync_proto::view::ArticleRef;
 use fieldsync_proto::{EntityKind, EntityState};
 
 use crate::error::{AgentError, Result};
 
 /// Articles a search returns at most.
 pub const SEARCH_RESULTS_MAX: usize = 20;
+/// Articles suggested for one order.
+const SUGGESTIONS_MAX: usize = 5;
 /// Terms one query may hold.
 const SEARCH_TERMS_MAX: usize = 8;
 /// Characters of context either side of the first match in a snippet.
@@ -120,6 +123,55 @@ pub fn search(conn: &Connection, query: &str, limit: usize) -> Result<Vec<KbHit>
         });
     }
     Ok(hits)
+}
+
+/// Articles suggested for an order: those listing its asset's model or its fault code
+/// (comma-separated `models` / `fault_codes`, case-insensitive), both first.
+pub fn suggest(
+    conn: &Connection,
+    model: Option<&str>,
+    fault_code: Option<&str>,
+) -> Result<Vec<ArticleRef>> {
+    let norm = |s: &str| s.trim().to_lowercase();
+    let model = model.map(norm).filter(|m| !m.is_empty());
+    let code = fault_code.map(norm).filter(|c| !c.is_empty());
+    let wanted: Vec<&String> = model.iter().chain(code.iter()).collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The index narrows to articles mentioning either anywhere; the fields decide.
+    let mut out: Vec<(u8, ArticleRef)> = Vec::new();
+    for word in &wanted {
+        for hit in search(conn, word, SEARCH_RESULTS_MAX)? {
+            if out.iter().any(|(_, a)| a.id == hit.id) {
+                continue;
+            }
+            let lists = |f: &Option<String>| -> Vec<String> {
+                f.as_deref().unwrap_or("").split(',').map(norm).collect()
+            };
+            let by_model = model
+                .as_ref()
+                .is_some_and(|m| lists(&hit.models).contains(m));
+            let by_code = code
+                .as_ref()
+                .is_some_and(|c| lists(&hit.fault_codes).contains(c));
+            if by_model || by_code {
+                out.push((
+                    u8::from(by_model) + 2 * u8::from(by_code),
+                    ArticleRef {
+                        id: hit.id,
+                        title: hit.title,
+                    },
+                ));
+            }
+        }
+    }
+    out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.title.cmp(&b.1.title)));
+    Ok(out
+        .into_iter()
+        .take(SUGGESTIONS_MAX)
+        .map(|(_, a)| a)
+        .collect())
 }
 
 /// Up to [`SNIPPET_CONTEXT_CHARS`] either side of the first word found in the body.

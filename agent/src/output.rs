@@ -150,6 +150,12 @@ pub fn order(v: &OrderView) {
             println!("    also set: {}", side(&c.loser));
         }
     }
+    if !v.suggested_articles.is_empty() {
+        println!("Knowledge base (`fieldsync kb show ID`):");
+        for a in &v.suggested_articles {
+            println!("  {}  {}", a.id, a.title);
+        }
+    }
     if v.pending_ops > 0 {
         println!("{} change(s) not synced yet", v.pending_ops);
     }

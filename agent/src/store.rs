@@ -520,6 +520,12 @@ impl Store {
             }
         }
         let mut v = view::order_view(&order, related.values());
+        let model = v
+            .asset
+            .as_ref()
+            .and_then(|a| a.get("model"))
+            .and_then(Value::as_str);
+        v.suggested_articles = crate::kb::suggest(&self.conn, model, v.fault_code.as_deref())?;
         v.pending_ops = self.conn.query_row(
             "SELECT COUNT(*) FROM outbox WHERE rejected_code IS NULL AND (order_id = ?1 OR (kind = 'work_order' AND id = ?1))",
             [id.as_str()],

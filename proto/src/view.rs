@@ -86,9 +86,19 @@ pub struct OrderView {
     /// Agent only: local ops for this order not yet acknowledged by the server.
     #[serde(default)]
     pub pending_ops: u64,
+    /// Agent only: knowledge-base articles about this order's asset model or fault code,
+    /// the most relevant first.
+    #[serde(default)]
+    pub suggested_articles: Vec<ArticleRef>,
     /// Agent only: local ops for this order the server refused, with the reason.
     #[serde(default)]
     pub rejected: Vec<RejectedView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArticleRef {
+    pub id: String,
+    pub title: String,
 }
 
 pub fn summary(order: &EntityState) -> OrderSummary {
@@ -177,6 +187,7 @@ pub fn order_view<'a>(
             .map(|(k, f)| (k.clone(), serde_json::to_value(f.ver).expect("version")))
             .collect(),
         pending_ops: 0,
+        suggested_articles: Vec::new(),
         rejected: Vec::new(),
     };
     let is = |field: &str, s: &EntityState| order.str(field) == Some(s.id.as_str());

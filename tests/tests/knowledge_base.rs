@@ -9,27 +9,42 @@ fn articles_sync_to_every_engineer_and_are_searched_offline() {
     let tmp = tempfile::tempdir().unwrap();
     let mut server = Server::start(&tmp.path().join("server"));
     let office = server.api(DISPATCHER);
-    for (id, title, body, codes) in [
+    for (id, title, body, codes, models) in [
         (
             "kb-e42",
             "E42: condenser pump fault",
             "Check the pump relay and the flow switch before replacing the pump.",
             "E42",
+            "Carrier 30RB, Carrier 30XA",
         ),
         (
             "kb-zh-1",
             "压缩机过热报警处理",
             "先检查水泵运行和冷却水流量；压缩机过热通常由冷凝器结垢引起。",
             "E17",
+            "York YK",
         ),
     ] {
         let (status, body) = office.post(
             "/api/v1/entities/kb_article",
             &json!({"id": id, "title": title, "body": body, "fault_codes": codes,
-                    "models": "Carrier 30RB"}),
+                    "models": models}),
         );
         assert_eq!(status, 201, "{body}");
     }
+    // An order on a Carrier 30RB, for the suggestions.
+    for (kind, body) in [
+        ("customer", json!({"id": "cust-1", "name": "Acme"})),
+        (
+            "asset",
+            json!({"id": "asset-1", "customer_id": "cust-1", "model": "Carrier 30RB"}),
+        ),
+    ] {
+        let (status, body) = office.post(&format!("/api/v1/entities/{kind}"), &body);
+        assert_eq!(status, 201, "{body}");
+    }
+    let order = office.create_order(json!({"description": "Chiller alarm", "priority": 2,
+        "customer_id": "cust-1", "asset_id": "asset-1", "assignee": "sam"}));
     // Engineers read the knowledge base; they do not write it.
     let eve_api = server.api(ENGINEER);
     let (status, _) = eve_api.post(
@@ -38,7 +53,7 @@ fn articles_sync_to_every_engineer_and_are_searched_offline() {
     );
     assert_eq!(status, 403);
 
-    // Sam has no orders at all and still gets every article.
+    // Sam gets every article, not only those about his order.
     let sam = server.agent(&tmp.path().join("sam"), ENGINEER2);
     let report = sam.sync();
     assert_eq!(report["in_sync"], true, "{report}");
@@ -58,6 +73,15 @@ fn articles_sync_to_every_engineer_and_are_searched_offline() {
     let shown = sam.ok(&["kb", "show", "kb-zh-1"]);
     assert!(shown.contains("冷凝器结垢"), "{shown}");
     let text = stdout(&sam.run(&["kb", "search", "condenser"]));
+    assert!(text.contains("kb-e42  E42: condenser pump fault"), "{text}");
+    // The order suggests what is written about its asset's model, not the rest.
+    let shown = sam.show(&order);
+    assert_eq!(
+        shown["suggested_articles"],
+        json!([{"id": "kb-e42", "title": "E42: condenser pump fault"}]),
+        "{shown}"
+    );
+    let text = sam.ok(&["show", &order]);
     assert!(text.contains("kb-e42  E42: condenser pump fault"), "{text}");
     let missing = sam.fail(&["kb", "show", "kb-nope"]);
     assert!(missing.contains("no article"), "{missing}");

@@ -13,6 +13,8 @@ use crate::error::{AgentError, Result};
 pub const SEARCH_RESULTS_MAX: usize = 20;
 /// Articles suggested for one order.
 const SUGGESTIONS_MAX: usize = 5;
+/// Articles mentioning an order's model or fault code checked for a suggestion.
+const SUGGEST_CANDIDATES_MAX: usize = 200;
 /// Terms one query may hold.
 const SEARCH_TERMS_MAX: usize = 8;
 /// Characters of context either side of the first match in a snippet.
@@ -64,17 +66,8 @@ fn terms(query: &str) -> Vec<String> {
         .collect()
 }
 
-/// Articles containing every word of `query` (case-insensitive for Latin letters), best
-/// first. Words of three characters or more go to the trigram index as phrases, ranked by
-/// bm25; shorter ones (two Chinese characters make a word) are checked with LIKE on what
-/// the longer ones matched, or on every article when the query has no longer word.
-pub fn search(conn: &Connection, query: &str, limit: usize) -> Result<Vec<KbHit>> {
-    let words = terms(query);
-    if words.is_empty() {
-        return Err(AgentError::Invalid(
-            "type one or more words to search for".into(),
-        ));
-    }
+/// Ids of the articles holding every one of `words`, best first, at most `limit`.
+fn matching(conn: &Connection, words: &[String], limit: usize) -> Result<Vec<String>> {
     let (long, short): (Vec<&String>, Vec<&String>) =
         words.iter().partition(|w| w.chars().count() >= 3);
     let mut sql =
@@ -98,13 +91,28 @@ pub fn search(conn: &Connection, query: &str, limit: usize) -> Result<Vec<KbHit>
     } else {
         " ORDER BY rank LIMIT ?"
     });
-    args.push(limit.min(SEARCH_RESULTS_MAX).to_string());
+    args.push(limit.to_string());
     let ids = conn
         .prepare_cached(&sql)?
         .query_map(rusqlite::params_from_iter(args.iter()), |r| {
             r.get::<_, String>(0)
         })?
         .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(ids)
+}
+
+/// Articles containing every word of `query` (case-insensitive for Latin letters), best
+/// first. Words of three characters or more go to the trigram index as phrases, ranked by
+/// bm25; shorter ones (two Chinese characters make a word) are checked with LIKE on what
+/// the longer ones matched, or on every article when the query has no longer word.
+pub fn search(conn: &Connection, query: &str, limit: usize) -> Result<Vec<KbHit>> {
+    let words = terms(query);
+    if words.is_empty() {
+        return Err(AgentError::Invalid(
+            "type one or more words to search for".into(),
+        ));
+    }
+    let ids = matching(conn, &words, limit.min(SEARCH_RESULTS_MAX))?;
     let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
     let mut hits = Vec::with_capacity(ids.len());
     for id in ids {
@@ -139,28 +147,30 @@ pub fn suggest(
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
-    // The index narrows to articles mentioning either anywhere; the fields decide.
+    // The index narrows to articles mentioning either anywhere; their fields decide. The
+    // bound is wider than a search's, so body mentions cannot crowd out a listed article.
     let mut out: Vec<(u8, ArticleRef)> = Vec::new();
     for word in &wanted {
-        for hit in search(conn, word, SEARCH_RESULTS_MAX)? {
-            if out.iter().any(|(_, a)| a.id == hit.id) {
+        for id in matching(conn, &terms(word), SUGGEST_CANDIDATES_MAX)? {
+            if out.iter().any(|(_, a)| a.id == id) {
                 continue;
             }
-            let lists = |f: &Option<String>| -> Vec<String> {
-                f.as_deref().unwrap_or("").split(',').map(norm).collect()
+            let Some(state) = article(conn, &id)? else {
+                continue;
             };
-            let by_model = model
-                .as_ref()
-                .is_some_and(|m| lists(&hit.models).contains(m));
+            let lists = |f: &str| -> Vec<String> {
+                state.str(f).unwrap_or("").split(',').map(norm).collect()
+            };
+            let by_model = model.as_ref().is_some_and(|m| lists("models").contains(m));
             let by_code = code
                 .as_ref()
-                .is_some_and(|c| lists(&hit.fault_codes).contains(c));
+                .is_some_and(|c| lists("fault_codes").contains(c));
             if by_model || by_code {
                 out.push((
                     u8::from(by_model) + 2 * u8::from(by_code),
                     ArticleRef {
-                        id: hit.id,
-                        title: hit.title,
+                        id,
+                        title: state.str("title").unwrap_or_default().to_owned(),
                     },
                 ));
             }

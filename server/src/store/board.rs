@@ -180,15 +180,15 @@ fn open_board_file(
         return Ok((conn, copied));
     }
     let tx = conn.transaction()?;
-    let objects: Vec<(String, String)> = tx
-        .prepare("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'trigger') AND name NOT LIKE 'sqlite_%'")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let tables: Vec<String> = tx
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )?
+        .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    for (kind, name) in objects {
-        if kind == "table" {
-            // Dropping a table drops its indexes and triggers with it.
-            tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{name}\""))?;
-        }
+    for name in tables {
+        // Dropping a table drops its indexes and triggers with it.
+        tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{name}\""))?;
     }
     tx.execute_batch(SCHEMA)?;
     set_progress(&tx, "epoch", main_epoch)?;

@@ -1,6 +1,8 @@
 //! One sync round: push every pending op in bounded batches, pull every page of changes
 //! since the cursor, then check the result against the server's digest.
 
+use std::collections::VecDeque;
+
 use fieldsync_proto::limits::CLOCK_SKEW_MS_MAX;
 use serde::Serialize;
 
@@ -108,19 +110,26 @@ fn send(client: &Client, batch: Vec<Op>) -> Option<InFlight> {
     Some((tokio::spawn(async move { client.push(&batch).await }), last))
 }
 
-/// Push every pending op in batches of at most `batch_max`. Batch k+1 goes on the wire as
-/// soon as batch k's acknowledgement arrives, and is in flight while that acknowledgement
-/// is folded into the store, so the server's work and ours overlap. The server has taken
-/// batch k whole before it sees k+1, so its sequence check still holds; if folding fails,
-/// the ops stay pending and the server's idempotence absorbs the resend.
+/// Push requests on the wire at once. Two keep the server busy: it applies batch k+1
+/// while the answer to batch k travels back, is folded in here, and batch k+2 is encoded
+/// and sent. The server takes a device's batches in order whatever order HTTP/2 hands
+/// them over in (a batch that arrives early waits for the one before it).
+pub const PUSH_IN_FLIGHT_MAX: usize = 2;
+
+/// Push every pending op in batches of at most `batch_max`, with up to
+/// [`PUSH_IN_FLIGHT_MAX`] batches in flight. Each answer is folded in order; an ack settles
+/// only the ops its own request carried, so the batches still in flight stay pending until
+/// theirs arrives. If anything fails, the requests still in flight are abandoned: their
+/// ops stay pending, and the server's idempotence absorbs the resend of any it applied.
 pub async fn push_pending(
     store: &mut Store,
     client: &Client,
     batch_max: usize,
 ) -> Result<PushOutcome> {
     let mut out = PushOutcome::default();
-    let mut in_flight = send(client, store.push_batch_after(0, batch_max)?);
-    while let Some((request, last)) = in_flight.take() {
+    let mut in_flight = InFlightQueue::default();
+    let mut sent_up_to = in_flight.fill(store, client, 0, batch_max)?;
+    while let Some((request, last)) = in_flight.queue.pop_front() {
         let resp = request.await.map_err(|e| AgentError::Unreachable {
             url: client.base().to_owned(),
             reason: format!("the push was interrupted: {e}"),
@@ -128,17 +137,9 @@ pub async fn push_pending(
         out.server_time_ms = Some(resp.server_time_ms);
         let complete = resp.acked_seq >= last;
         if complete {
-            in_flight = send(client, store.push_batch_after(last, batch_max)?);
+            sent_up_to = in_flight.fill(store, client, sent_up_to, batch_max)?;
         }
-        let acked = match store.ack(&resp, last) {
-            Ok(a) => a,
-            Err(e) => {
-                if let Some((next, _)) = in_flight.take() {
-                    next.abort();
-                }
-                return Err(e);
-            }
-        };
+        let acked = store.ack(&resp, last)?;
         out.acked += (acked.applied + acked.rejected) as u64;
         out.rejected += acked.rejected as u64;
         if !complete {
@@ -153,6 +154,36 @@ pub async fn push_pending(
         }
     }
     Ok(out)
+}
+
+/// The push requests on the wire, oldest first. Dropped with requests left (an error
+/// ended the push), it aborts them.
+#[derive(Default)]
+struct InFlightQueue {
+    queue: VecDeque<InFlight>,
+}
+
+impl InFlightQueue {
+    /// Send batches after op `after` until [`PUSH_IN_FLIGHT_MAX`] are on the wire or the
+    /// outbox has no more; the last op seq sent.
+    fn fill(&mut self, store: &Store, client: &Client, mut after: u64, max: usize) -> Result<u64> {
+        while self.queue.len() < PUSH_IN_FLIGHT_MAX {
+            let Some(request) = send(client, store.push_batch_after(after, max)?) else {
+                break;
+            };
+            after = request.1;
+            self.queue.push_back(request);
+        }
+        Ok(after)
+    }
+}
+
+impl Drop for InFlightQueue {
+    fn drop(&mut self) {
+        for (request, _) in &self.queue {
+            request.abort();
+        }
+    }
 }
 
 async fn pull_all(

@@ -72,6 +72,7 @@ pub async fn run(
         settings: Arc::new(settings),
         blobs: Arc::new(blobs),
         live: live.clone(),
+        pushed: Arc::default(),
     });
     // Live streams never end on their own; close them so shutdown does not wait out its
     // grace period on them.

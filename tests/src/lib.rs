@@ -443,6 +443,7 @@ impl Agent {
 }
 
 /// A JSON API client (blocking), as a dispatcher's script would use it.
+#[derive(Clone)]
 pub struct Api {
     pub base: String,
     pub token: Option<String>,

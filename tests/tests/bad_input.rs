@@ -467,6 +467,49 @@ fn bad_push_batches_are_refused_whole() {
     assert_eq!(ids, ["good-1", "good-2"], "{notes}");
 }
 
+/// An agent keeps two push batches on the wire (`PUSH_IN_FLIGHT_MAX`), and HTTP/2 may hand
+/// the second to the server first: it waits for the first instead of failing with a gap.
+/// A gap that nothing fills is still refused, after the wait.
+#[test]
+fn a_batch_that_overtakes_the_one_before_it_waits_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, office, id) = setup(tmp.path());
+    let (device, _) = Api::enroll_device(&server, ENGINEER);
+    let (status, page) = device.pull(0);
+    assert_eq!(status, 200, "{page}");
+    let now = hlc_at(now_ms());
+    let second = {
+        let device = device.clone();
+        let id = id.clone();
+        std::thread::spawn(move || {
+            device.push(&json!({"ops": [
+                note_op(3, "late-3", &id, now + 3),
+                note_op(4, "late-4", &id, now + 4),
+            ]}))
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (status, first) = device.push(&json!({"ops": [
+        note_op(1, "early-1", &id, now + 1),
+        note_op(2, "early-2", &id, now + 2),
+    ]}));
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["acked_seq"], 2, "{first}");
+    let (status, second) = second.join().unwrap();
+    assert_eq!(
+        status, 200,
+        "the overtaking batch waited for its predecessor: {second}"
+    );
+    assert_eq!(second["acked_seq"], 4, "{second}");
+    let notes = office.order(&id)["notes"].as_array().unwrap().len();
+    assert_eq!(notes, 4, "all four notes stored once");
+
+    // Op 6 with 5 never sent: refused after the wait, nothing stored.
+    let resp = device.push(&json!({"ops": [note_op(6, "orphan-6", &id, now + 6)]}));
+    assert_error(&resp, 409, "seq_gap");
+    assert_eq!(office.order(&id)["notes"].as_array().unwrap().len(), 4);
+}
+
 #[test]
 fn invalid_op_values_in_a_push_are_rejected_per_op() {
     let tmp = tempfile::tempdir().unwrap();

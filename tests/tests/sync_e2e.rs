@@ -515,3 +515,37 @@ fn graceful_stop_exits_zero_promptly_and_keeps_data() {
     assert_eq!(seen["resolution"], "fuse replaced");
     assert!(seen["completed_at"].as_u64().is_some());
 }
+
+/// With a batch of 3 ops, 40 notes go out as 14 requests, two on the wire at a time: every
+/// op arrives exactly once, and the agent ends in sync with nothing pending.
+#[test]
+fn many_small_batches_with_two_in_flight_arrive_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, office, id, eve) = setup(
+        tmp.path(),
+        json!({"description": "Chiller alarm log", "priority": 3, "assignee": "eve"}),
+    );
+    for i in 0..40 {
+        eve.ok(&["note", &id, &format!("reading {i:02}")]);
+    }
+    let out = eve
+        .command(&["sync", "--json"])
+        .env("FIELDSYNC_PUSH_BATCH_OPS_MAX", "3")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["pushed"], 40, "{r}");
+    assert_eq!(r["rejected"], 0, "{r}");
+    assert_eq!(r["in_sync"], true, "{r}");
+    assert_eq!(eve.info()["pending_ops"], 0);
+    let mut notes = texts(&office.order(&id)["notes"], "text");
+    assert_eq!(notes.len(), 40, "each note stored once: {notes:?}");
+    notes.sort();
+    let want: Vec<String> = (0..40).map(|i| format!("reading {i:02}")).collect();
+    assert_eq!(notes, want);
+}

@@ -26,6 +26,12 @@ impl ApiError {
         self
     }
 
+    /// Say where in the request the problem is: `ops[3]: unknown field ...`.
+    pub fn in_context(mut self, place: &str) -> Self {
+        self.body.error.message = format!("{place}: {}", self.body.error.message);
+        self
+    }
+
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }

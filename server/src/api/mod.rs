@@ -33,6 +33,9 @@ pub struct AppState {
     pub blobs: Arc<crate::blobstore::BlobStore>,
     /// Live notification streams (agents, console).
     pub live: Arc<crate::live::Live>,
+    /// Woken after every push commits: a device's next batch, sent before the answer to
+    /// the one ahead of it, waits on it (see `sync::push`).
+    pub pushed: Arc<tokio::sync::Notify>,
 }
 
 pub fn now_ms() -> u64 {

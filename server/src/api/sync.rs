@@ -5,12 +5,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use fieldsync_proto::wire::{
-    DigestResponse, HelloResponse, PushRequest, PushResponse, PROTOCOL_HEADER, PROTOCOL_VERSION,
+    DigestResponse, HelloResponse, PushResponse, PROTOCOL_HEADER, PROTOCOL_VERSION,
 };
 use fieldsync_proto::DeviceId;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
+use super::extract::json_error;
 use super::{now_ms, ApiError, AppState, Auth, JsonBody};
+use crate::store::{ReceivedOp, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
 
 fn check_protocol(headers: &HeaderMap) -> Result<(), ApiError> {
     let got = headers.get(PROTOCOL_HEADER).and_then(|v| v.to_str().ok());
@@ -32,11 +37,35 @@ fn device_of(auth: &Auth) -> Result<DeviceId, ApiError> {
         .ok_or_else(|| ApiError::forbidden("sync needs a device token: enroll the device first"))
 }
 
+/// How long a batch whose first op is ahead of the device's acknowledged ops waits for the
+/// batches before it. Beyond that the gap is real (a lost batch) and is refused.
+const PUSH_GAP_WAIT_MAX: Duration = Duration::from_secs(2);
+
+/// A [`PushRequest`](fieldsync_proto::wire::PushRequest) whose ops are kept as the text they arrived in, for the op log.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequestText {
+    ops: Vec<Box<RawValue>>,
+}
+
+impl PushRequestText {
+    fn decode(self) -> Result<Vec<ReceivedOp>, ApiError> {
+        self.ops
+            .into_iter()
+            .enumerate()
+            .map(|(i, json)| match serde_json::from_str(json.get()) {
+                Ok(op) => Ok(ReceivedOp { op, json }),
+                Err(e) => Err(json_error(e).in_context(&format!("ops[{i}]"))),
+            })
+            .collect()
+    }
+}
+
 pub async fn push(
     State(app): State<AppState>,
     auth: Auth,
     headers: HeaderMap,
-    JsonBody(req): JsonBody<PushRequest>,
+    JsonBody(req): JsonBody<PushRequestText>,
 ) -> Result<Json<PushResponse>, ApiError> {
     check_protocol(&headers)?;
     let device = device_of(&auth)?;
@@ -51,9 +80,14 @@ pub async fn push(
             ),
         ));
     }
+    let ops = req.decode()?;
     let now = now_ms();
     let bound = app.settings.clock_skew_ms_max;
-    if let Some(op) = req.ops.iter().find(|op| op.hlc.millis() > now + bound) {
+    if let Some(op) = ops
+        .iter()
+        .map(|r| &r.op)
+        .find(|op| op.hlc.millis() > now + bound)
+    {
         let skew_ms = op.hlc.millis() - now;
         return Err(ApiError::bad_request(
             "clock_skew",
@@ -69,11 +103,33 @@ pub async fn push(
             "seq": op.seq, "skew_ms": skew_ms, "server_time_ms": now, "bound_ms": bound
         })));
     }
-    let store = app.store.clone();
-    let actor = auth.0;
-    let resp =
-        tokio::task::spawn_blocking(move || store.push(&actor, device, &req.ops, now)).await??;
-    Ok(Json(resp))
+    let first_seq = ops.first().map(|r| r.op.seq);
+    let ops = Arc::new(ops);
+    let deadline = tokio::time::Instant::now() + PUSH_GAP_WAIT_MAX;
+    loop {
+        // Registered before the attempt, so a commit between a refusal and the wait wakes it.
+        let pushed = app.pushed.notified();
+        tokio::pin!(pushed);
+        pushed.as_mut().enable();
+        let (store, actor, batch) = (app.store.clone(), auth.0.clone(), ops.clone());
+        let attempt =
+            tokio::task::spawn_blocking(move || store.push_received(&actor, device, &batch, now))
+                .await?;
+        match attempt {
+            Ok(resp) => {
+                app.pushed.notify_waiters();
+                return Ok(Json(resp));
+            }
+            // The batch before this one is still on its way or being applied: an agent
+            // keeps up to `PUSH_IN_FLIGHT_MAX` batches on the wire, and HTTP/2 may hand
+            // them to us in either order.
+            // A gap inside the batch is the sender's mistake: waiting cannot fill it.
+            Err(StoreError::SeqGap { got, .. })
+                if Some(got) == first_seq
+                    && tokio::time::timeout_at(deadline, pushed).await.is_ok() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -2,6 +2,7 @@
 //! writer anyway; the mutex makes server sequences contiguous per commit), and a small
 //! pool of readers that WAL lets run beside it.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -22,8 +23,8 @@ use serde_json::Value;
 
 use super::board::Board;
 use super::{
-    Actor, BoardPage, BoardQuery, BoardSort, DeviceInfo, PersonInfo, ServerWrite, Store,
-    StoreError, TimelineEntry, TokenStatus, UserRecord,
+    Actor, BoardPage, BoardQuery, BoardSort, DeviceInfo, PersonInfo, ReceivedOp, ServerWrite,
+    Store, StoreError, TimelineEntry, TokenStatus, UserRecord,
 };
 
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
@@ -227,6 +228,7 @@ impl SqliteStore {
             tx: &tx,
             seq: *seq,
             clock: *clock,
+            users_seen: HashSet::new(),
         };
         let out = f(&mut w);
         let (new_seq, new_clock) = (w.seq, w.clock);
@@ -268,6 +270,9 @@ struct WriteTx<'a> {
     tx: &'a Transaction<'a>,
     seq: u64,
     clock: HlcClock,
+    /// Users this transaction has already found in the users table: a batch assigns
+    /// its orders to a few engineers, so one lookup each instead of one per op.
+    users_seen: HashSet<String>,
 }
 
 impl WriteTx<'_> {
@@ -453,7 +458,12 @@ impl WriteTx<'_> {
                 if let Some(h) = &m.holder {
                     self.feed_put(h, EntityKind::WorkOrder, id, false)?;
                     let arriving = if m.entered {
-                        for (kind, child) in self.children(id)? {
+                        // A new order has no records yet: their creates need it to exist.
+                        let children = match before {
+                            Some(_) => self.children(id)?,
+                            None => Vec::new(),
+                        };
+                        for (kind, child) in children {
                             self.feed_put(h, kind, &child, false)?;
                         }
                         order_refs(after)
@@ -601,8 +611,28 @@ impl WriteTx<'_> {
         Ok(Ok(()))
     }
 
+    fn user_exists(&mut self, name: &str) -> Result<bool, StoreError> {
+        if self.users_seen.contains(name) {
+            return Ok(true);
+        }
+        let known = self
+            .tx
+            .prepare_cached("SELECT 1 FROM users WHERE name = ?1")?
+            .query_row([name], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if known {
+            self.users_seen.insert(name.to_owned());
+        }
+        Ok(known)
+    }
+
     /// References that must point at something real: a child's work order, an assignee.
-    fn check_refs(&self, op: &Op, link: Option<&EntityId>) -> Result<Option<OpError>, StoreError> {
+    fn check_refs(
+        &mut self,
+        op: &Op,
+        link: Option<&EntityId>,
+    ) -> Result<Option<OpError>, StoreError> {
         if op.op == OpKind::Create && op.kind != EntityKind::WorkOrder {
             if let Some(order) = link {
                 if self.load(EntityKind::WorkOrder, order.as_str())?.is_none() {
@@ -629,13 +659,7 @@ impl WriteTx<'_> {
         }
         if op.kind == EntityKind::WorkOrder {
             if let Some(name) = op.fields.get("assignee").and_then(Value::as_str) {
-                let known = self
-                    .tx
-                    .prepare_cached("SELECT 1 FROM users WHERE name = ?1")?
-                    .query_row([name], |_| Ok(()))
-                    .optional()?
-                    .is_some();
-                if !known {
+                if !self.user_exists(name)? {
                     return Ok(Some(OpError::new(
                         "unknown_user",
                         format!("cannot assign to {name:?}: no such user"),
@@ -685,7 +709,7 @@ impl WriteTx<'_> {
         };
         let outcome = self.apply(&actor.user, actor.role, SERVER_DEVICE, &op, now_ms)?;
         if outcome.is_ok() {
-            self.log_op(SERVER_DEVICE, &actor.user, &op, now_ms, &outcome)?;
+            self.log_server_op(&actor.user, &op, now_ms)?;
             self.tx.execute(
                 "UPDATE devices SET acked_seq = ?1 WHERE id = 0",
                 [seq as i64],
@@ -694,15 +718,21 @@ impl WriteTx<'_> {
         Ok(outcome)
     }
 
+    /// Log an op the server made itself (it has no received text).
+    fn log_server_op(&self, user: &str, op: &Op, now_ms: u64) -> Result<(), StoreError> {
+        let body = serde_json::to_string(op).expect("op serialises");
+        self.log_op(SERVER_DEVICE, user, op, &body, now_ms, &Ok(()))
+    }
+
     fn log_op(
         &self,
         dev: DeviceId,
         user: &str,
         op: &Op,
+        body: &str,
         now_ms: u64,
         outcome: &Result<(), OpError>,
     ) -> Result<(), StoreError> {
-        let body = serde_json::to_string(op).expect("op serialises");
         let (code, message) = match outcome {
             Ok(()) => (None, None),
             Err(e) => (Some(e.code.as_str()), Some(e.message.as_str())),
@@ -884,11 +914,11 @@ impl Store for SqliteStore {
         })
     }
 
-    fn push(
+    fn push_received(
         &self,
         actor: &Actor,
         device: DeviceId,
-        ops: &[Op],
+        ops: &[ReceivedOp],
         now_ms: u64,
     ) -> Result<PushResponse, StoreError> {
         self.write(|w| {
@@ -896,7 +926,7 @@ impl Store for SqliteStore {
                 w.tx.prepare_cached("SELECT acked_seq FROM devices WHERE id = ?1")?
                     .query_row([device], |r| r.get::<_, i64>(0))? as u64;
             let mut rejected = Vec::new();
-            for op in ops {
+            for ReceivedOp { op, json } in ops {
                 if op.seq <= acked {
                     let earlier: Option<(String, String)> =
                         w.tx.prepare_cached(
@@ -923,7 +953,7 @@ impl Store for SqliteStore {
                     });
                 }
                 let outcome = w.apply(&actor.user, actor.role, device, op, now_ms)?;
-                w.log_op(device, &actor.user, op, now_ms, &outcome)?;
+                w.log_op(device, &actor.user, op, json.get(), now_ms, &outcome)?;
                 if let Err(e) = outcome {
                     rejected.push(Rejection {
                         seq: op.seq,
@@ -1129,7 +1159,7 @@ impl Store for SqliteStore {
             // come from the users table, not from a request.
             let applied = apply_op(None, &op, SERVER_DEVICE, "server");
             w.save(None, &applied.state)?;
-            w.log_op(SERVER_DEVICE, "server", &op, now_ms, &Ok(()))?;
+            w.log_server_op("server", &op, now_ms)?;
             w.tx.execute(
                 "UPDATE devices SET acked_seq = ?1 WHERE id = 0",
                 [seq as i64],

@@ -354,3 +354,13 @@ pub fn machine(bench_dir: &Path) -> Obj {
     );
     o
 }
+
+/// CPU time this thread has used (Linux `schedstat`, in ns): unlike wall time, it barely
+/// moves when other processes load the machine, so it compares code on a busy box.
+pub fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
+}

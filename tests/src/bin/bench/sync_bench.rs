@@ -23,7 +23,7 @@ use fieldsync_agent::client::Client;
 use fieldsync_agent::sync::sync_once;
 use fieldsync_agent::{actions, Config, Store};
 use fieldsync_proto::{EntityId, EntityKind, Hlc, HlcClock, Op, OpKind, Role};
-use fieldsync_server::store::Actor;
+use fieldsync_server::store::{Actor, ReceivedOp};
 use fieldsync_tests::proxy::Proxy;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -62,6 +62,11 @@ pub struct Args {
     /// `perf record -g -o /tmp/agent.data --`. The memory figures then measure the wrapper.
     #[arg(long, value_name = "COMMAND")]
     pub agent_wrapper: Option<String>,
+    /// Only the server store's push and pull, N times, without HTTP or the agent: a short
+    /// run to profile, e.g. under `valgrind --tool=callgrind` (instruction counts do not
+    /// move with the load on the machine, unlike times).
+    #[arg(long, value_name = "N")]
+    pub store_only_runs: Option<usize>,
 }
 
 fn progress(msg: impl AsRef<str>) {
@@ -748,20 +753,25 @@ fn store_only(base: &Path, n: usize, batch: usize, checks: &mut Checks) -> anyho
         round(chars as f64 / n as f64, 1),
     );
     for (name, ops) in [("creates", &creates), ("edits", &edits)] {
+        // What the HTTP handler hands the store: each op with the text it arrived as.
+        let received: Vec<ReceivedOp> = ops.iter().cloned().map(ReceivedOp::encode).collect();
         let mut per_batch = Vec::new();
         let mut rejected = 0;
+        let cpu = harness::thread_cpu();
         let start = Instant::now();
-        for chunk in ops.chunks(batch) {
+        for chunk in received.chunks(batch) {
             let t = Instant::now();
-            let resp = store.push(&actor, dev, chunk, now_ms())?;
+            let resp = store.push_received(&actor, dev, chunk, now_ms())?;
             per_batch.push(t.elapsed());
             rejected += resp.rejected.len();
         }
         let took = start.elapsed();
+        let cpu = harness::thread_cpu().saturating_sub(cpu);
         checks.eq(&format!("store_only_{name}_rejected"), rejected, 0);
         let (json_bytes, gzip_bytes) = encoded_size(ops, batch)?;
         let mut s = Obj::new();
         s.put("total_s", secs(took))
+            .put("cpu_s", secs(cpu))
             .obj("per_batch", spread_ms(&per_batch))
             .put(
                 "push_body_json_bytes_per_op",
@@ -852,6 +862,20 @@ pub fn run(args: &Args) -> anyhow::Result<(Obj, bool)> {
         .enable_all()
         .build()?;
     let mut checks = Checks::default();
+    if let Some(runs) = args.store_only_runs {
+        // For profilers (perf, callgrind): only the server store's part, without HTTP.
+        let mut o = Obj::new();
+        for i in 0..runs {
+            let run = store_only(
+                &base.join(format!("run-{i}")),
+                n,
+                Config::default().push_batch_ops_max,
+                &mut checks,
+            )?;
+            o.obj(&format!("run_{i}"), run);
+        }
+        return Ok((o, checks.all_ok()));
+    }
 
     // 1-2. Headline push figures; the same server then serves the pulls.
     let (main, server) = push_run(

@@ -9,6 +9,7 @@ pub mod error;
 pub mod hlc;
 pub mod ids;
 pub mod limits;
+pub mod maintenance;
 pub mod media;
 pub mod op;
 pub mod schema;

@@ -21,10 +21,11 @@ pub enum EntityKind {
     Photo,
     Part,
     KbArticle,
+    MaintenancePlan,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 11] = [
+    pub const ALL: [EntityKind; 12] = [
         EntityKind::WorkOrder,
         EntityKind::Customer,
         EntityKind::Site,
@@ -36,6 +37,7 @@ impl EntityKind {
         EntityKind::Photo,
         EntityKind::Part,
         EntityKind::KbArticle,
+        EntityKind::MaintenancePlan,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +53,7 @@ impl EntityKind {
             EntityKind::Photo => "photo",
             EntityKind::Part => "part",
             EntityKind::KbArticle => "kb_article",
+            EntityKind::MaintenancePlan => "maintenance_plan",
         }
     }
 
@@ -77,6 +80,7 @@ impl EntityKind {
             EntityKind::Photo => &PHOTO,
             EntityKind::Part => &PART,
             EntityKind::KbArticle => &KB_ARTICLE,
+            EntityKind::MaintenancePlan => &MAINTENANCE_PLAN,
         }
     }
 }
@@ -245,7 +249,8 @@ pub const STATUSES: &[&str] = &["open", "en-route", "on-site", "on-hold", "compl
 pub const TIERS: &[&str] = &["standard", "silver", "gold", "platinum"];
 pub const ROLES: &[&str] = &["engineer", "dispatcher", "admin"];
 /// How a service request reached the dispatcher.
-pub const CHANNELS: &[&str] = &["phone", "email", "web", "on-site"];
+/// `preventive`: generated from a maintenance plan.
+pub const CHANNELS: &[&str] = &["phone", "email", "web", "on-site", "preventive"];
 
 pub static WORK_ORDER: KindSpec = KindSpec {
     kind: EntityKind::WorkOrder,
@@ -285,6 +290,12 @@ pub static WORK_ORDER: KindSpec = KindSpec {
         f("channel", FieldType::Enum(CHANNELS), Owner::Dispatcher),
         // Who reported the fault and how to reach them (name, phone or email).
         f("reporter", TEXT_SHORT, Owner::Dispatcher),
+        // The plan that generated this order (channel `preventive`).
+        f(
+            "maintenance_plan_id",
+            FieldType::Ref(EntityKind::MaintenancePlan),
+            Owner::Dispatcher,
+        ),
         f("status", FieldType::Enum(STATUSES), Owner::Engineer),
         f(
             "resolution",
@@ -501,6 +512,52 @@ pub static KB_ARTICLE: KindSpec = KindSpec {
         f("models", TEXT_LONG, Owner::Dispatcher),
         f("fault_codes", TEXT_LONG, Owner::Dispatcher),
         f("retired", FieldType::Bool, Owner::Dispatcher),
+    ],
+};
+
+/// A preventive-maintenance plan on an asset: the server generates one work order per due
+/// date, `lead_days` ahead (see `maintenance.rs`). Office data; engineers see the orders.
+pub static MAINTENANCE_PLAN: KindSpec = KindSpec {
+    kind: EntityKind::MaintenancePlan,
+    append_only: false,
+    creators: Creators::Office,
+    order_link: None,
+    fields: &[
+        req("name", TEXT_SHORT, Owner::Dispatcher),
+        req(
+            "asset_id",
+            FieldType::Ref(EntityKind::Asset),
+            Owner::Dispatcher,
+        ),
+        req(
+            "interval",
+            FieldType::Enum(crate::maintenance::INTERVALS),
+            Owner::Dispatcher,
+        ),
+        req("first_due", FieldType::Time, Owner::Dispatcher),
+        f(
+            "lead_days",
+            FieldType::Int { min: 1, max: 90 },
+            Owner::Dispatcher,
+        ),
+        f("description", TEXT_LONG, Owner::Dispatcher),
+        f(
+            "priority",
+            FieldType::Int { min: 1, max: 4 },
+            Owner::Dispatcher,
+        ),
+        f("assignee", TEXT_SHORT, Owner::Dispatcher),
+        f(
+            "site_id",
+            FieldType::Ref(EntityKind::Site),
+            Owner::Dispatcher,
+        ),
+        f(
+            "customer_id",
+            FieldType::Ref(EntityKind::Customer),
+            Owner::Dispatcher,
+        ),
+        f("paused", FieldType::Bool, Owner::Dispatcher),
     ],
 };
 

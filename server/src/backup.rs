@@ -29,6 +29,8 @@ pub enum BackupError {
     BadBackup { path: PathBuf, reason: String },
     #[error("a server is running on {0}: stop it first (restore and import change the database under it)")]
     ServerRunning(PathBuf),
+    #[error("{0} is being restored or imported into: wait until that has finished")]
+    Exclusive(PathBuf),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -55,14 +57,25 @@ pub struct Summary {
     pub entities: u64,
 }
 
-/// The lock a serving server holds on its data dir, so a restore cannot swap the database
-/// under it.
+/// The lock on a data dir. Serving servers and `maintenance run` share it (the store
+/// continues another process's sequence, so their writes interleave safely); restore and
+/// import take it alone, so nothing writes while the database is swapped or bulk-loaded.
 pub struct DataDirLock {
     _file: File,
 }
 
 impl DataDirLock {
+    /// Alone: refused while anything else holds the lock.
     pub fn acquire(data_dir: &Path) -> Result<DataDirLock, BackupError> {
+        Self::take(data_dir, false)
+    }
+
+    /// Shared with other servers and commands that write through the store.
+    pub fn acquire_shared(data_dir: &Path) -> Result<DataDirLock, BackupError> {
+        Self::take(data_dir, true)
+    }
+
+    fn take(data_dir: &Path, shared: bool) -> Result<DataDirLock, BackupError> {
         let path = data_dir.join("server.lock");
         let file = File::options()
             .create(true)
@@ -70,8 +83,16 @@ impl DataDirLock {
             .write(true)
             .open(&path)
             .map_err(io(format!("opening {}", path.display())))?;
-        match file.try_lock() {
+        let locked = if shared {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        };
+        match locked {
             Ok(()) => Ok(DataDirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) if shared => {
+                Err(BackupError::Exclusive(data_dir.to_owned()))
+            }
             Err(std::fs::TryLockError::WouldBlock) => {
                 Err(BackupError::ServerRunning(data_dir.to_owned()))
             }

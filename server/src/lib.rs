@@ -9,6 +9,7 @@ pub mod console;
 pub mod demo;
 pub mod import;
 pub mod live;
+pub mod maintenance;
 pub mod serve;
 pub mod settings;
 pub mod store;
@@ -53,7 +54,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // Held while serving, so `restore` cannot swap the database out from under us.
-    let _lock = backup::DataDirLock::acquire(data_dir)?;
+    let _lock = backup::DataDirLock::acquire_shared(data_dir)?;
     let local = listener.local_addr()?;
     settings.listen = local;
     settings.check()?;
@@ -67,6 +68,12 @@ pub async fn run(
         .with_context(|| format!("opening the blob store in {}", data_dir.display()))?;
     let grace = Duration::from_millis(settings.shutdown_grace_ms);
     let live = Arc::new(live::Live::default());
+    let maintenance = (settings.maintenance_interval_ms > 0).then(|| {
+        tokio::spawn(maintenance::run_every(
+            store.clone(),
+            Duration::from_millis(settings.maintenance_interval_ms),
+        ))
+    });
     let app = api::router(api::AppState {
         store,
         settings: Arc::new(settings),
@@ -80,6 +87,10 @@ pub async fn run(
         shutdown.await;
         live.close();
     };
-    serve::run(listener, app, tls, shutdown, grace).await?;
+    let served = serve::run(listener, app, tls, shutdown, grace).await;
+    if let Some(m) = maintenance {
+        m.abort();
+    }
+    served?;
     Ok(())
 }

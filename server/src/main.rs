@@ -84,6 +84,11 @@ enum Command {
         #[arg(long, default_value = "import")]
         by: String,
     },
+    /// Preventive maintenance.
+    Maintenance {
+        #[command(subcommand)]
+        command: MaintenanceCommand,
+    },
     /// A server with TLS, users and demo data, printing what to try next.
     Demo {
         #[command(flatten)]
@@ -91,6 +96,20 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum MaintenanceCommand {
+    /// Create the work orders maintenance plans have coming due now (the server also does
+    /// this every `maintenance_interval_ms`). Safe beside a running server and other runs:
+    /// each plan gets one order per due date.
+    Run {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -214,6 +233,31 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let n = fieldsync_server::import::import(&*store, &actor, kind_named, &file, now)
                 .with_context(|| format!("importing {}", file.display()))?;
             println!("imported {n} {kind} from {}", file.display());
+        }
+        Command::Maintenance {
+            command: MaintenanceCommand::Run { dir, json },
+        } => {
+            let dir = dir.get();
+            let _lock = fieldsync_server::backup::DataDirLock::acquire_shared(&dir)?;
+            let store = open_store(&dir)?;
+            let run = fieldsync_server::maintenance::run_once(&*store)?;
+            if json {
+                println!("{}", serde_json::to_string(&run)?);
+            } else {
+                println!(
+                    "{} plans: created {} orders, {} already existed, {} refused",
+                    run.plans,
+                    run.created.len(),
+                    run.existing,
+                    run.refused.len()
+                );
+                for id in &run.created {
+                    println!("  created {id}");
+                }
+                for (id, why) in &run.refused {
+                    println!("  refused {id}: {why}");
+                }
+            }
         }
         Command::Demo { dir, listen } => {
             let dir = dir

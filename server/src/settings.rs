@@ -31,6 +31,9 @@ pub struct Settings {
     pub device_upload_bytes_per_day: u64,
     /// Largest chunk in one upload request, in bytes.
     pub upload_chunk_bytes_max: usize,
+    /// How often preventive-maintenance plans are checked for orders coming due; 0 turns
+    /// the server's own runs off (`fieldsync-server maintenance run` still works).
+    pub maintenance_interval_ms: u64,
 }
 
 impl Default for Settings {
@@ -47,6 +50,7 @@ impl Default for Settings {
             photo_bytes_max: limits::PHOTO_BYTES_MAX,
             device_upload_bytes_per_day: DEVICE_UPLOAD_BYTES_PER_DAY,
             upload_chunk_bytes_max: limits::UPLOAD_CHUNK_BYTES_MAX,
+            maintenance_interval_ms: 15 * 60 * 1000,
         }
     }
 }
@@ -84,6 +88,9 @@ pub struct SettingsArgs {
     /// Largest chunk in one photo upload request, in bytes.
     #[arg(long, env = "FIELDSYNC_UPLOAD_CHUNK_BYTES_MAX")]
     pub upload_chunk_bytes_max: Option<usize>,
+    /// How often maintenance plans are checked for orders coming due, in ms (0: never).
+    #[arg(long, env = "FIELDSYNC_MAINTENANCE_INTERVAL_MS")]
+    pub maintenance_interval_ms: Option<u64>,
 }
 
 impl Settings {
@@ -115,7 +122,8 @@ impl Settings {
             clock_skew_ms_max,
             photo_bytes_max,
             device_upload_bytes_per_day,
-            upload_chunk_bytes_max
+            upload_chunk_bytes_max,
+            maintenance_interval_ms
         );
         s.check()?;
         Ok(s)

@@ -37,6 +37,8 @@ const QUIET_BEFORE_COPY: Duration = Duration::from_millis(50);
 /// ... but never lets the board fall further behind than this while writes go on.
 /// Readers that need it current do not wait for this: they wake the follower.
 const COPY_DELAY_MAX: Duration = Duration::from_secs(5);
+/// How often an idle follower looks for commits made by other processes.
+const OTHER_WRITERS_POLL: Duration = Duration::from_secs(2);
 
 const SCHEMA: &str = "
 CREATE TABLE orders (
@@ -366,7 +368,18 @@ fn follow(main: Connection, mut board: Connection, shared: &Shared) {
             while !p.stop && p.copied >= p.wanted {
                 behind_since = None;
                 p.urgent = false;
-                p = shared.moved.wait(p).expect("board progress");
+                let (next, waited) = shared
+                    .moved
+                    .wait_timeout(p, OTHER_WRITERS_POLL)
+                    .expect("board progress");
+                p = next;
+                if waited.timed_out() {
+                    // Another process (a second server, `maintenance run`) commits without
+                    // calling `committed`.
+                    if let Ok(seq) = main_meta(&main, "seq") {
+                        p.wanted = p.wanted.max(seq);
+                    }
+                }
             }
             // Between chunks too: writers go first unless a reader waits or the board has
             // been behind for too long.

@@ -96,6 +96,18 @@ pub struct ServerWrite {
     pub base: BTreeMap<String, Version>,
 }
 
+/// What one preventive-maintenance run did.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct MaintenanceRun {
+    pub plans: usize,
+    /// Orders this run created.
+    pub created: Vec<EntityId>,
+    /// Orders due in the window that already existed.
+    pub existing: usize,
+    /// Orders refused (e.g. the plan's assignee no longer exists), with the reason.
+    pub refused: Vec<(EntityId, String)>,
+}
+
 /// How the console's board orders its rows; every sort ends in the server sequence so
 /// pages are stable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -257,6 +269,11 @@ pub trait Store: Send + Sync + 'static {
     /// False when there is no such user. A name that cannot be an entity id (one with `.`
     /// or `@`) gets no entity.
     fn ensure_profile(&self, user: &str, now_ms: u64) -> Result<bool, StoreError>;
+
+    /// Create the work orders maintenance plans have coming due around `now_ms`, in one
+    /// transaction that skips every order that already exists: however many runs overlap,
+    /// in this process or another, each plan gets one order per due date.
+    fn generate_maintenance(&self, now_ms: u64) -> Result<MaintenanceRun, StoreError>;
 
     fn order_view(&self, actor: &Actor, id: &str) -> Result<Option<OrderView>, StoreError>;
     fn list_orders(

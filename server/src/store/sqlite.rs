@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use fieldsync_proto::apply::{apply_op, conflict_entity, conflict_id};
+use fieldsync_proto::maintenance;
 use fieldsync_proto::scope::{self, order_move, order_of, order_refs};
 use fieldsync_proto::state::Version;
 use fieldsync_proto::validate::{authorize, validate_op, Target};
@@ -17,14 +18,14 @@ use fieldsync_proto::{
     DeviceId, EntityId, EntityKind, EntityState, Hlc, HlcClock, Op, OpError, OpKind, Role,
     SERVER_DEVICE,
 };
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::board::Board;
 use super::{
-    Actor, BoardPage, BoardQuery, BoardSort, DeviceInfo, PersonInfo, ReceivedOp, ServerWrite,
-    Store, StoreError, TimelineEntry, TokenStatus, UserRecord,
+    Actor, BoardPage, BoardQuery, BoardSort, DeviceInfo, MaintenanceRun, PersonInfo, ReceivedOp,
+    ServerWrite, Store, StoreError, TimelineEntry, TokenStatus, UserRecord,
 };
 
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
@@ -89,6 +90,14 @@ fn meta(conn: &Connection, key: &str) -> Result<u64, StoreError> {
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
             r.get::<_, i64>(0)
         })
+        .optional()?
+        .unwrap_or(0) as u64)
+}
+
+fn meta_cached(conn: &Connection, key: &str) -> Result<u64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get::<_, i64>(0))
         .optional()?
         .unwrap_or(0) as u64)
 }
@@ -221,7 +230,16 @@ impl SqliteStore {
     ) -> Result<R, StoreError> {
         let mut guard = self.writer.lock().expect("writer");
         let Writer { conn, seq, clock } = &mut *guard;
-        let tx = conn.transaction()?;
+        // Immediate: take the write lock first, so what we read below cannot change under us.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have written since our last commit (`user add`, `maintenance
+        // run`, a second server on this data dir): go on from its sequence and clock, so no
+        // feed position or version is handed out twice.
+        let (db_seq, db_hlc) = (meta_cached(&tx, "seq")?, meta_cached(&tx, "hlc")?);
+        *seq = (*seq).max(db_seq);
+        if db_hlc > clock.last().0 {
+            *clock = HlcClock::new(Hlc(db_hlc));
+        }
         let start_seq = *seq;
         let start_clock = *clock;
         let mut w = WriteTx {
@@ -1165,6 +1183,56 @@ impl Store for SqliteStore {
                 [seq as i64],
             )?;
             Ok(true)
+        })
+    }
+
+    fn generate_maintenance(&self, now_ms: u64) -> Result<MaintenanceRun, StoreError> {
+        // The runs' writes carry this name in the orders' history.
+        let actor = Actor {
+            user: "maintenance".into(),
+            role: Role::Admin,
+            device: None,
+        };
+        self.write(|w| {
+            let plans: Vec<EntityState> =
+                w.tx.prepare_cached(
+                    "SELECT state FROM entities WHERE kind = 'maintenance_plan' ORDER BY id",
+                )?
+                .query_map([], |r| r.get::<_, String>(0))?
+                .map(|j| parse_state(&j?))
+                .collect::<Result<_, _>>()?;
+            let mut run = MaintenanceRun {
+                plans: plans.len(),
+                ..MaintenanceRun::default()
+            };
+            for state in &plans {
+                let Some(plan) = maintenance::Plan::of(state) else {
+                    continue;
+                };
+                let asset = match state.str("asset_id") {
+                    Some(a) => w.load(EntityKind::Asset, a)?,
+                    None => None,
+                };
+                for due in plan.due_dates(now_ms) {
+                    let id = maintenance::order_id(&plan.id, due);
+                    if w.load(EntityKind::WorkOrder, id.as_str())?.is_some() {
+                        run.existing += 1;
+                        continue;
+                    }
+                    let write = ServerWrite {
+                        kind: EntityKind::WorkOrder,
+                        id: id.clone(),
+                        create: true,
+                        fields: maintenance::order_fields(state, asset.as_ref(), due),
+                        base: Default::default(),
+                    };
+                    match w.server_op(&actor, write, now_ms)? {
+                        Ok(()) => run.created.push(id),
+                        Err(e) => run.refused.push((id, e.message)),
+                    }
+                }
+            }
+            Ok(run)
         })
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use fieldsync_proto::sla;
 use fieldsync_proto::wire::EnrollRequest;
 use fieldsync_proto::{EntityId, EntityKind, Op, OpKind};
 use rand::RngCore;
@@ -59,6 +60,19 @@ pub fn progress(
     store.record(EntityKind::WorkOrder, order, OpKind::Set, |current, hlc| {
         let mut f = BTreeMap::from([("status".to_owned(), json!(state.as_str()))]);
         let first = |field: &str| current.is_none_or(|c| c.get(field).is_none());
+        // SLA: setting off or arriving is the response; a hold stops the clocks until
+        // the next report (event times, from this device's hybrid clock).
+        if matches!(
+            state,
+            Progress::EnRoute | Progress::OnSite | Progress::Completed
+        ) && first("responded_at")
+        {
+            f.insert("responded_at".into(), json!(hlc.millis()));
+        }
+        let holds = current.and_then(|c| c.get("holds"));
+        if let Some(h) = sla::order::holds_after(holds, state.as_str(), hlc.millis()) {
+            f.insert("holds".into(), h);
+        }
         match state {
             Progress::OnSite if first("arrived_at") => {
                 f.insert("arrived_at".into(), json!(hlc.millis()));

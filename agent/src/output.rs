@@ -110,6 +110,12 @@ pub fn order(v: &OrderView) {
     if let (Some(a), Some(b)) = (s.scheduled_start, s.scheduled_end) {
         println!("Visit:    {} to {}", when(a), when(b));
     }
+    if let Some(c) = &v.contract {
+        println!("Contract: {}", text(c, "name"));
+    }
+    if let Some(sla) = &v.sla {
+        println!("SLA:      {}", sla_line(sla));
+    }
     if let Some(t) = v.arrived_at {
         println!("Arrived:  {}", when(t));
     }
@@ -368,4 +374,38 @@ pub fn kb_article(a: &fieldsync_proto::EntityState) {
         }
     }
     println!("\n{}", field("body"));
+}
+
+/// `response met · arrival due 14:30 (at risk) · resolution breached — escalated`.
+fn sla_line(sla: &fieldsync_proto::sla::OrderSla) -> String {
+    use fieldsync_proto::sla::{ClockState, Deadline, Escalation};
+    let clock = |name: &str, c: &fieldsync_proto::sla::ClockStatus| {
+        let due = match c.deadline {
+            Deadline::At { ms } => format!("due {}", when(ms)),
+            Deadline::Paused { remaining_ms } => {
+                format!("{} min left", remaining_ms / 60_000)
+            }
+            Deadline::Never => "no open hours".to_owned(),
+        };
+        match c.state {
+            ClockState::Running => format!("{name} {due}"),
+            ClockState::AtRisk => format!("{name} {due} (AT RISK)"),
+            ClockState::Paused => format!("{name} paused, {due}"),
+            ClockState::Breached => format!("{name} BREACHED ({due})"),
+            ClockState::Met => format!("{name} met"),
+            ClockState::Missed => format!("{name} MISSED"),
+        }
+    };
+    let mut line = [
+        clock("response", &sla.response),
+        clock("arrival", &sla.arrival),
+        clock("resolution", &sla.resolution),
+    ]
+    .join(" · ");
+    match sla.escalation {
+        Escalation::Breach => line.push_str(" — escalated"),
+        Escalation::Warning => line.push_str(" — warning"),
+        Escalation::None => {}
+    }
+    line
 }

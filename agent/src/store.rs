@@ -519,7 +519,14 @@ impl Store {
                 related.insert((kind, rid.0), s);
             }
         }
-        let mut v = view::order_view(&order, related.values());
+        // Contracts are broadcast, so the clocks show offline; `now` on the server's time.
+        if let Some(c) = order.str("contract_id") {
+            if let Some(s) = load(&self.conn, EntityKind::Contract, c)? {
+                related.insert((EntityKind::Contract, c.to_owned()), s);
+            }
+        }
+        let now = event_now(&self.conn, &*self.clock)?;
+        let mut v = view::order_view_at(&order, related.values(), Some(now));
         let model = v
             .asset
             .as_ref()

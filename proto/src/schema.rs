@@ -22,10 +22,11 @@ pub enum EntityKind {
     Part,
     KbArticle,
     MaintenancePlan,
+    Contract,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 12] = [
+    pub const ALL: [EntityKind; 13] = [
         EntityKind::WorkOrder,
         EntityKind::Customer,
         EntityKind::Site,
@@ -38,6 +39,7 @@ impl EntityKind {
         EntityKind::Part,
         EntityKind::KbArticle,
         EntityKind::MaintenancePlan,
+        EntityKind::Contract,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +56,7 @@ impl EntityKind {
             EntityKind::Part => "part",
             EntityKind::KbArticle => "kb_article",
             EntityKind::MaintenancePlan => "maintenance_plan",
+            EntityKind::Contract => "contract",
         }
     }
 
@@ -64,7 +67,10 @@ impl EntityKind {
     /// Reference data every engineer holds offline, whatever their orders (the parts
     /// catalog; later the knowledge base and checklist templates).
     pub fn broadcast(self) -> bool {
-        matches!(self, EntityKind::Part | EntityKind::KbArticle)
+        matches!(
+            self,
+            EntityKind::Part | EntityKind::KbArticle | EntityKind::Contract
+        )
     }
 
     pub fn spec(self) -> &'static KindSpec {
@@ -81,6 +87,7 @@ impl EntityKind {
             EntityKind::Part => &PART,
             EntityKind::KbArticle => &KB_ARTICLE,
             EntityKind::MaintenancePlan => &MAINTENANCE_PLAN,
+            EntityKind::Contract => &CONTRACT,
         }
     }
 }
@@ -168,6 +175,13 @@ pub enum FieldType {
     },
     /// Arbitrary JSON; only for system-owned fields.
     Json,
+    /// A contract's SLA terms: calendar and priority × tier matrix (`sla::SlaTerms`).
+    SlaTerms,
+    /// Time intervals `[[from_ms, to_ms or null], …]`, oldest first, at most `max`: when
+    /// an order was on hold.
+    Intervals {
+        max: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -303,6 +317,25 @@ pub static WORK_ORDER: KindSpec = KindSpec {
             Owner::Engineer,
         ),
         f("fault_code", TEXT_SHORT, Owner::Engineer),
+        // SLA: the contract in force, set at intake with the deadlines it gives (no pauses
+        // counted yet; the live clocks are `sla::order::order_sla`).
+        f(
+            "contract_id",
+            FieldType::Ref(EntityKind::Contract),
+            Owner::Dispatcher,
+        ),
+        f("reported_at", FieldType::Time, Owner::Dispatcher),
+        f("response_due", FieldType::Time, Owner::Dispatcher),
+        f("arrival_due", FieldType::Time, Owner::Dispatcher),
+        f("resolution_due", FieldType::Time, Owner::Dispatcher),
+        f("responded_at", FieldType::Time, Owner::Engineer),
+        f(
+            "holds",
+            FieldType::Intervals {
+                max: crate::sla::order::HOLDS_MAX,
+            },
+            Owner::Engineer,
+        ),
         f("arrived_at", FieldType::Time, Owner::Engineer),
         f("completed_at", FieldType::Time, Owner::Engineer),
         f("signature", FieldType::BlobHash, Owner::Engineer),
@@ -558,6 +591,34 @@ pub static MAINTENANCE_PLAN: KindSpec = KindSpec {
             Owner::Dispatcher,
         ),
         f("paused", FieldType::Bool, Owner::Dispatcher),
+    ],
+};
+
+/// A service contract: what it covers (the customer's listed assets and sites, or all of
+/// them), when it is valid, its SLA terms and what it includes free. A broadcast kind:
+/// every engineer holds the contracts offline to show SLA clocks and billing.
+pub static CONTRACT: KindSpec = KindSpec {
+    kind: EntityKind::Contract,
+    append_only: false,
+    creators: Creators::Office,
+    order_link: None,
+    fields: &[
+        req(
+            "customer_id",
+            FieldType::Ref(EntityKind::Customer),
+            Owner::Dispatcher,
+        ),
+        req("name", TEXT_SHORT, Owner::Dispatcher),
+        req("valid_from", FieldType::Time, Owner::Dispatcher),
+        req("valid_until", FieldType::Time, Owner::Dispatcher),
+        req("sla", FieldType::SlaTerms, Owner::Dispatcher),
+        // Comma-separated ids; both empty: everything of the customer's.
+        f("asset_ids", TEXT_LONG, Owner::Dispatcher),
+        f("site_ids", TEXT_LONG, Owner::Dispatcher),
+        f("includes_labour", FieldType::Bool, Owner::Dispatcher),
+        f("includes_travel", FieldType::Bool, Owner::Dispatcher),
+        f("includes_parts", FieldType::Bool, Owner::Dispatcher),
+        f("includes_after_hours", FieldType::Bool, Owner::Dispatcher),
     ],
 };
 

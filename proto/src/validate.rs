@@ -184,6 +184,39 @@ pub fn check_value(field: &FieldSpec, v: &Value) -> Result<(), String> {
             Ok(())
         }
         FieldType::Json => Ok(()),
+        FieldType::SlaTerms => {
+            let terms: crate::sla::SlaTerms = serde_json::from_value(v.clone())
+                .map_err(|e| format!("is not SLA terms (calendar and rules): {e}"))?;
+            terms.validate().map_err(|e| e.to_string())
+        }
+        FieldType::Intervals { max } => {
+            let list = v.as_array().ok_or("must be a list of [from, to] pairs")?;
+            if list.len() > max {
+                return Err(format!("has more than {max} intervals"));
+            }
+            let mut last_end = 0;
+            for (i, pair) in list.iter().enumerate() {
+                let (from, to) = match pair.as_array().map(Vec::as_slice) {
+                    Some([from, to]) => (from.as_u64(), to),
+                    _ => return Err(format!("item {i} must be a [from, to] pair")),
+                };
+                let from = from.ok_or(format!("item {i}: from must be Unix milliseconds"))?;
+                let open = to.is_null();
+                let to = if open {
+                    from
+                } else {
+                    to.as_u64()
+                        .ok_or(format!("item {i}: to must be Unix milliseconds or null"))?
+                };
+                if from < last_end || to < from || (open && i + 1 != list.len()) {
+                    return Err(format!(
+                        "item {i}: intervals must be in order, not overlap, and only the last may be open"
+                    ));
+                }
+                last_end = to;
+            }
+            Ok(())
+        }
     }
 }
 

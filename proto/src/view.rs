@@ -93,6 +93,13 @@ pub struct OrderView {
     /// Agent only: local ops for this order the server refused, with the reason.
     #[serde(default)]
     pub rejected: Vec<RejectedView>,
+    /// The contract in force (`contract_id`): its id, name and what it includes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<Map<String, Value>>,
+    /// The SLA clocks as of when the view was made: response, arrival and resolution,
+    /// each with its state, deadline and time used, and the escalation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<crate::sla::OrderSla>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,10 +170,21 @@ fn conflict(state: &EntityState) -> ConflictView {
 }
 
 /// The full view of `order`, given the records that hang off it and the entities it
-/// refers to (in any order; unrelated ones are ignored).
+/// refers to (in any order; unrelated ones are ignored). No SLA clocks: see
+/// [`order_view_at`].
 pub fn order_view<'a>(
     order: &EntityState,
     related: impl IntoIterator<Item = &'a EntityState>,
+) -> OrderView {
+    order_view_at(order, related, None)
+}
+
+/// [`order_view`] with the SLA clocks as of `now`, when `related` holds the order's
+/// contract.
+pub fn order_view_at<'a>(
+    order: &EntityState,
+    related: impl IntoIterator<Item = &'a EntityState>,
+    now: Option<u64>,
 ) -> OrderView {
     let mut view = OrderView {
         summary: summary(order),
@@ -189,8 +207,11 @@ pub fn order_view<'a>(
         pending_ops: 0,
         suggested_articles: Vec::new(),
         rejected: Vec::new(),
+        contract: None,
+        sla: None,
     };
     let is = |field: &str, s: &EntityState| order.str(field) == Some(s.id.as_str());
+    let mut contract = None;
     for s in related {
         let linked = s.kind.spec().order_link.and_then(|l| s.str(l)) == Some(order.id.as_str());
         match s.kind {
@@ -201,7 +222,21 @@ pub fn order_view<'a>(
             EntityKind::PartUsage if linked => view.parts.push(record(s, "order_id")),
             EntityKind::Photo if linked => view.photos.push(record(s, "order_id")),
             EntityKind::Conflict if linked => view.conflicts.push(conflict(s)),
+            EntityKind::Contract if is("contract_id", s) => contract = Some(s),
             _ => {}
+        }
+    }
+    if let Some(c) = contract {
+        let mut m = plain(c);
+        m.remove("sla");
+        view.contract = Some(m);
+        if let Some(now) = now {
+            let tier = view
+                .customer
+                .as_ref()
+                .and_then(|c| c.get("tier"))
+                .and_then(Value::as_str);
+            view.sla = crate::sla::order::order_sla(order, Some(c), tier, now);
         }
     }
     view.notes

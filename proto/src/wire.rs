@@ -134,6 +134,12 @@ pub struct CreateOrderRequest {
     /// The reporter's name and contact.
     #[serde(default)]
     pub reporter: Option<String>,
+    /// When the customer reported the fault (default: now); the SLA clocks start here.
+    #[serde(default)]
+    pub reported_at: Option<u64>,
+    /// The contract in force (default: the customer's contract covering the asset/site).
+    #[serde(default)]
+    pub contract_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -108,6 +108,9 @@ fn cell_value(spec: &FieldSpec, cell: &str) -> Result<Option<Value>, String> {
             )
         })?),
         FieldType::Json => return Err(format!("{} is set by the server only", spec.name)),
+        FieldType::SlaTerms | FieldType::Intervals { .. } => {
+            serde_json::from_str(cell).map_err(|e| format!("{}: not JSON: {e}", spec.name))?
+        }
         _ => Value::String(cell.to_owned()),
     };
     Ok(Some(v))

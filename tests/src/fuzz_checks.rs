@@ -619,7 +619,13 @@ impl<'a> Gen<'a> {
                 6 => json!(""),
                 _ => json!(self.raw_text(40)),
             },
-            FieldType::Json => self.any_value(3),
+            FieldType::Json | FieldType::SlaTerms => self.any_value(3),
+            FieldType::Intervals { .. } => match self.byte() % 4 {
+                0 => json!([[1, 2], [3, null]]),
+                1 => json!([[5, 2]]),
+                2 => json!([]),
+                _ => self.any_value(3),
+            },
         }
     }
 
@@ -859,6 +865,8 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             scheduled_end: None,
             channel: Some("phone".into()),
             reporter: Some("Ann, 555-0100".into()),
+            reported_at: None,
+            contract_id: None,
         }),
     );
     add(

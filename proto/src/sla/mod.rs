@@ -12,6 +12,7 @@
 pub mod billing;
 pub mod calendar;
 pub mod clock;
+pub mod order;
 
 use serde::{Deserialize, Serialize};
 

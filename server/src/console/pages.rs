@@ -914,6 +914,7 @@ async fn render_detail(
         ide = enc(&o.id),
         assign = t("detail.assign"),
     );
+    b.push_str(&sla_block(lang, &v));
     // Edit: the versions shown travel with the form, so an engineer's change that lands
     // in between is kept as a conflict instead of being silently overwritten.
     let base: serde_json::Map<String, Value> = ["description", "priority"]
@@ -1566,4 +1567,74 @@ pub async fn revoke(
 pub async fn events(State(app): State<AppState>, _s: Session) -> Response {
     let check = || async { Some("event: change\ndata: {}\n\n".to_owned()) };
     crate::live::sse_response(&app, check, crate::live::CONSOLE_COALESCE_MS, None)
+}
+
+/// The order's contract and SLA clocks: each clock's state and deadline, and the
+/// escalation, computed as of this request by the same code the agent runs offline.
+fn sla_block(lang: Lang, v: &fieldsync_proto::view::OrderView) -> String {
+    use fieldsync_proto::sla::{ClockState, Deadline, Escalation};
+    let t = |k: &str| lang.t(k);
+    let Some(sla) = &v.sla else {
+        return String::new();
+    };
+    let contract = v
+        .contract
+        .as_ref()
+        .and_then(|c| c.get("name").and_then(Value::as_str))
+        .unwrap_or("—");
+    let mut out = format!(
+        r#"<section id="sla" class="sla"><h2>{} · {}</h2><table><tr><th></th><th>{}</th><th>{}</th></tr>"#,
+        t("sla.title"),
+        esc(contract),
+        t("sla.state"),
+        t("sla.deadline")
+    );
+    for (key, c) in [
+        ("sla.response", &sla.response),
+        ("sla.arrival", &sla.arrival),
+        ("sla.resolution", &sla.resolution),
+    ] {
+        let (state, class) = match c.state {
+            ClockState::Running => ("sla.running", "ok"),
+            ClockState::AtRisk => ("sla.at_risk", "warn"),
+            ClockState::Paused => ("sla.paused", "ok"),
+            ClockState::Breached => ("sla.breached", "bad"),
+            ClockState::Met => ("sla.met", "ok"),
+            ClockState::Missed => ("sla.missed", "bad"),
+        };
+        let deadline = match c.deadline {
+            Deadline::At { ms } => format!("{} UTC", time(ms)),
+            Deadline::Paused { remaining_ms } => {
+                format!("{} {}", remaining_ms / 60_000, t("sla.minutes_left"))
+            }
+            Deadline::Never => "—".to_owned(),
+        };
+        let _ = write!(
+            out,
+            r#"<tr class="{class}"><th>{}</th><td>{}</td><td>{}</td></tr>"#,
+            t(key),
+            t(state),
+            esc(&deadline)
+        );
+    }
+    out.push_str("</table>");
+    match sla.escalation {
+        Escalation::Breach => {
+            let _ = write!(
+                out,
+                r#"<p class="error" id="sla-escalation">{}</p>"#,
+                t("sla.escalated")
+            );
+        }
+        Escalation::Warning => {
+            let _ = write!(
+                out,
+                r#"<p class="warn" id="sla-escalation">{}</p>"#,
+                t("sla.warning")
+            );
+        }
+        Escalation::None => {}
+    }
+    out.push_str("</section>");
+    out
 }

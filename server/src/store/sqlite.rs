@@ -2,7 +2,7 @@
 //! writer anyway; the mutex makes server sequences contiguous per commit), and a small
 //! pool of readers that WAL lets run beside it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use fieldsync_proto::apply::{apply_op, conflict_entity, conflict_id};
 use fieldsync_proto::maintenance;
 use fieldsync_proto::scope::{self, order_move, order_of, order_refs};
+use fieldsync_proto::sla;
 use fieldsync_proto::state::Version;
 use fieldsync_proto::validate::{authorize, validate_op, Target};
 use fieldsync_proto::view::{self, OrderSummary, OrderView};
@@ -92,6 +93,13 @@ fn meta(conn: &Connection, key: &str) -> Result<u64, StoreError> {
         })
         .optional()?
         .unwrap_or(0) as u64)
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn meta_cached(conn: &Connection, key: &str) -> Result<u64, StoreError> {
@@ -688,6 +696,51 @@ impl WriteTx<'_> {
         Ok(None)
     }
 
+    /// SLA at intake: the contract in force for a new order (unless the dispatcher named
+    /// one), the report time and the deadlines it promises. Fields the writer gave win.
+    fn intake(&self, fields: &mut BTreeMap<String, Value>, now_ms: u64) -> Result<(), StoreError> {
+        let reported_at = fields
+            .get("reported_at")
+            .and_then(Value::as_u64)
+            .unwrap_or(now_ms);
+        let contract = match fields.get("contract_id").and_then(Value::as_str) {
+            Some(id) => self.load(EntityKind::Contract, id)?,
+            None => {
+                let contracts: Vec<EntityState> = self
+                    .tx
+                    .prepare_cached("SELECT state FROM entities WHERE kind = 'contract'")?
+                    .query_map([], |r| r.get::<_, String>(0))?
+                    .map(|j| parse_state(&j?))
+                    .collect::<Result<_, _>>()?;
+                sla::order::contract_for(&contracts, fields, reported_at).cloned()
+            }
+        };
+        let Some(contract) = contract else {
+            return Ok(());
+        };
+        let tier = match fields.get("customer_id").and_then(Value::as_str) {
+            Some(c) => self
+                .load(EntityKind::Customer, c)?
+                .and_then(|c| c.str("tier").map(str::to_owned)),
+            None => None,
+        };
+        let priority = fields
+            .get("priority")
+            .and_then(Value::as_u64)
+            .and_then(|p| u8::try_from(p).ok())
+            .unwrap_or(0);
+        let given = sla::order::intake_fields(
+            &contract,
+            priority,
+            tier.as_deref().unwrap_or("standard"),
+            reported_at,
+        );
+        for (k, v) in given {
+            fields.entry(k).or_insert(v);
+        }
+        Ok(())
+    }
+
     /// A write made on the server (console, API, import) as the server device's next op.
     fn server_op(
         &mut self,
@@ -695,6 +748,10 @@ impl WriteTx<'_> {
         write: ServerWrite,
         now_ms: u64,
     ) -> Result<Result<(), OpError>, StoreError> {
+        let mut write = write;
+        if write.create && write.kind == EntityKind::WorkOrder {
+            self.intake(&mut write.fields, now_ms)?;
+        }
         let seq = 1 + self
             .tx
             .prepare_cached("SELECT acked_seq FROM devices WHERE id = 0")?
@@ -1256,7 +1313,11 @@ impl Store for SqliteStore {
                     related.push(s);
                 }
             }
-            Ok(Some(view::order_view(&order, &related)))
+            if let Some(contract) = order.str("contract_id") {
+                related.extend(load(c, EntityKind::Contract, contract)?);
+            }
+            let now = wall_ms();
+            Ok(Some(view::order_view_at(&order, &related, Some(now))))
         })
     }
 

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod limits;
 pub mod media;
 pub mod op;
+pub mod report;
 pub mod schema;
 pub mod scope;
 pub mod sla;

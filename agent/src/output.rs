@@ -369,3 +369,100 @@ pub fn kb_article(a: &fieldsync_proto::EntityState) {
     }
     println!("\n{}", field("body"));
 }
+
+pub fn checklist(c: &fieldsync_agent::report::ChecklistState) {
+    let Some(title) = &c.title else {
+        match &c.work_type {
+            Some(wt) => println!(
+                "{}: no checklist template for {wt} work on this device",
+                c.order_id
+            ),
+            None => println!("{}: no work type set, so no checklist applies", c.order_id),
+        }
+        return;
+    };
+    println!(
+        "{}  {title}  ({} of {} open)",
+        c.order_id,
+        c.open,
+        c.items.len()
+    );
+    for i in &c.items {
+        let answer = match (&i.value, &i.by, i.at_ms) {
+            (Some(v), Some(by), Some(at)) => format!("{v}  ({by}, {})", when(at)),
+            _ => "—".to_owned(),
+        };
+        println!(
+            "  {:20} {:40} [{}] {answer}",
+            i.item.id,
+            short(&i.item.label, 40),
+            i.item.ty.as_str()
+        );
+        let earlier = i.answers.len().saturating_sub(1);
+        if earlier > 0 {
+            println!(
+                "  {:20} ({earlier} earlier answer(s); --json lists them)",
+                ""
+            );
+        }
+    }
+}
+
+pub fn history(h: &fieldsync_proto::report::history::AssetHistory) {
+    println!(
+        "{}  {} serial {}  ({} orders)",
+        h.asset_id,
+        h.model.as_deref().unwrap_or("?"),
+        h.serial.as_deref().unwrap_or("?"),
+        h.orders.len() + h.more
+    );
+    for o in &h.orders {
+        let at = o
+            .completed_at
+            .map(when)
+            .unwrap_or_else(|| "not completed".into());
+        println!(
+            "- {}  [{}] {}  {}  by {}",
+            o.id,
+            o.status,
+            o.work_type.as_deref().unwrap_or("-"),
+            at,
+            o.assignee.as_deref().unwrap_or("-")
+        );
+        println!("    {}", short(&o.description, 90));
+        for (label, v) in [
+            ("fault", &o.fault_code),
+            ("cause", &o.root_cause),
+            ("done", &o.resolution),
+        ] {
+            if let Some(v) = v {
+                println!("    {label}: {}", short(v, 90));
+            }
+        }
+        if o.labour_minutes + o.travel_minutes > 0 || !o.parts.is_empty() {
+            let parts: Vec<String> = o.parts.iter().map(|(s, q)| format!("{q} x {s}")).collect();
+            println!(
+                "    labour {} min, travel {} min; parts: {}",
+                o.labour_minutes,
+                o.travel_minutes,
+                if parts.is_empty() {
+                    "none".into()
+                } else {
+                    parts.join(", ")
+                }
+            );
+        }
+        if let Some(r) = o.rating {
+            println!(
+                "    rated {r}/5{}",
+                o.signed_by
+                    .as_deref()
+                    .map(|s| format!(", signed by {s}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if h.more > 0 {
+        println!("({} older orders not listed)", h.more);
+    }
+}

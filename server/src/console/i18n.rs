@@ -161,6 +161,7 @@ pub static CATALOG: &[(&str, &str, &str)] = &[
     ("detail.save", "Save", "保存"),
     ("detail.saved", "Saved.", "已保存。"),
     ("detail.assign", "Assign / schedule", "分配 / 预约"),
+    ("detail.report", "Printable service report", "打印服务报告"),
     ("detail.notes", "Notes", "备注"),
     ("detail.parts", "Parts used", "使用的备件"),
     ("detail.photos", "Photos", "照片"),

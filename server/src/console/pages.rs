@@ -860,7 +860,7 @@ async fn render_detail(
 <dt>{larr}</dt><dd>{arr}</dd><dt>{lcomp}</dt><dd>{comp}</dd>
 <dt>{lres}</dt><dd>{res}</dd><dt>{lfc}</dt><dd>{fc}</dd>
 </dl>
-<p><a class="button" id="assign-link" href="/console/orders/{ide}/assign">{assign}</a></p>"#,
+<p><a class="button" id="assign-link" href="/console/orders/{ide}/assign">{assign}</a> <a class="button" id="report-link" href="/console/orders/{ide}/report">{report}</a></p>"#,
         ls = t("field.status"),
         st = status_label(lang, &o.status),
         cancel = if o.cancelled {
@@ -913,6 +913,7 @@ async fn render_detail(
             .unwrap_or_else(|| "—".into()),
         ide = enc(&o.id),
         assign = t("detail.assign"),
+        report = t("detail.report"),
     );
     // Edit: the versions shown travel with the form, so an engineer's change that lands
     // in between is kept as a conflict instead of being silently overwritten.

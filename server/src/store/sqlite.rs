@@ -2,11 +2,13 @@
 //! writer anyway; the mutex makes server sequences contiguous per commit), and a small
 //! pool of readers that WAL lets run beside it.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use fieldsync_proto::apply::{apply_op, conflict_entity, conflict_id};
+use fieldsync_proto::report::checklist;
 use fieldsync_proto::scope::{self, order_move, order_of, order_refs};
 use fieldsync_proto::state::Version;
 use fieldsync_proto::validate::{authorize, validate_op, Target};
@@ -33,11 +35,15 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_console.sql"),
     include_str!("../../migrations/0004_board_speed.sql"),
     include_str!("../../migrations/0005_board_read_model.sql"),
+    include_str!("../../migrations/0008_asset_history.sql"),
 ];
 /// Idle reader connections kept open.
 const READER_POOL_CONNECTIONS_MAX: usize = 8;
 /// Orders returned by one list request.
 const LIST_ORDERS_MAX: usize = 5_000;
+/// Past orders of an asset that reach an engineer newly assigned to it (newest first):
+/// the service history worth carrying offline. Later writes to older ones still arrive.
+const ASSET_HISTORY_ORDERS_MAX: usize = 200;
 
 pub struct SqliteStore {
     path: std::path::PathBuf,
@@ -289,9 +295,7 @@ impl WriteTx<'_> {
         };
         let held_once = self
             .tx
-            .prepare_cached(
-                "SELECT 1 FROM feed WHERE user = ?1 AND kind = 'work_order' AND id = ?2",
-            )?
+            .prepare_cached("SELECT 1 FROM held WHERE user = ?1 AND order_id = ?2")?
             .query_row(params![user, order.as_str()], |_| Ok(()))
             .optional()?
             .is_some();
@@ -450,12 +454,44 @@ impl WriteTx<'_> {
         match after.kind {
             EntityKind::WorkOrder => {
                 let m = order_move(before, after);
-                if let Some(h) = &m.holder {
-                    self.feed_put(h, EntityKind::WorkOrder, id, false)?;
-                    let arriving = if m.entered {
+                let asset_before = before.and_then(|b| b.str("asset_id"));
+                let asset_after = after.str("asset_id");
+                let (held_before, held_after) =
+                    (before.and_then(scope::holder), scope::holder(after));
+                // Who sees the order: its holder, and whoever holds another order on its
+                // asset (the asset's service history). Those who start seeing it get its
+                // records too; those who stop get departures.
+                let mut seen_before: BTreeSet<String> =
+                    held_before.into_iter().map(str::to_owned).collect();
+                if let Some(a) = asset_before {
+                    seen_before.extend(self.asset_holders(a, id)?);
+                }
+                let mut seen_after: BTreeSet<String> =
+                    held_after.into_iter().map(str::to_owned).collect();
+                if let Some(a) = asset_after {
+                    seen_after.extend(self.asset_holders(a, id)?);
+                }
+                for u in &seen_after {
+                    self.feed_put(u, EntityKind::WorkOrder, id, false)?;
+                    if !seen_before.contains(u) {
                         for (kind, child) in self.children(id)? {
-                            self.feed_put(h, kind, &child, false)?;
+                            self.feed_put(u, kind, &child, false)?;
                         }
+                    }
+                }
+                for u in seen_before.difference(&seen_after) {
+                    self.feed_put(u, EntityKind::WorkOrder, id, true)?;
+                    for (kind, child) in self.children(id)? {
+                        self.feed_put(u, kind, &child, true)?;
+                    }
+                }
+                if let Some(h) = &m.holder {
+                    self.tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO held (user, order_id) VALUES (?1, ?2)",
+                        )?
+                        .execute(params![h, id])?;
+                    let arriving = if m.entered {
                         order_refs(after)
                     } else {
                         m.refs_added.clone()
@@ -472,13 +508,29 @@ impl WriteTx<'_> {
                     }
                 }
                 if let Some(l) = &m.left {
-                    self.feed_put(l, EntityKind::WorkOrder, id, true)?;
-                    for (kind, child) in self.children(id)? {
-                        self.feed_put(l, kind, &child, true)?;
-                    }
                     for r in before.map(order_refs).unwrap_or_default() {
                         if !self.still_referenced(l, &r, id)? {
                             self.feed_put(l, r.0, r.1.as_str(), true)?;
+                        }
+                    }
+                }
+                // The asset's history follows its holders: one new to the asset receives
+                // its other orders; one who no longer holds any order on it loses them.
+                if let (Some(h), Some(a)) = (held_after, asset_after) {
+                    let had = held_before == Some(h) && asset_before == Some(a);
+                    let asset = (EntityKind::Asset, EntityId::from(a));
+                    if !had && !self.still_referenced(h, &asset, id)? {
+                        for o in self.asset_orders(a, id, ASSET_HISTORY_ORDERS_MAX)? {
+                            self.feed_with_children(h, &o, false)?;
+                        }
+                    }
+                }
+                if let (Some(h), Some(a)) = (held_before, asset_before) {
+                    let has = held_after == Some(h) && asset_after == Some(a);
+                    let asset = (EntityKind::Asset, EntityId::from(a));
+                    if !has && !self.still_referenced(h, &asset, id)? {
+                        for o in self.asset_orders(a, id, usize::MAX)? {
+                            self.feed_with_children(h, &o, true)?;
                         }
                     }
                 }
@@ -509,13 +561,79 @@ impl WriteTx<'_> {
             }
             _ => {
                 if let Some(order) = order_of(after) {
-                    if let Some(h) = self.holder_of(order.as_str())? {
-                        self.feed_put(&h, after.kind, id, false)?;
+                    let (holder, asset) = self.holder_and_asset(order.as_str())?;
+                    let mut seen: BTreeSet<String> = holder.into_iter().collect();
+                    if let Some(a) = asset {
+                        seen.extend(self.asset_holders(&a, "")?);
+                    }
+                    for u in seen {
+                        self.feed_put(&u, after.kind, id, false)?;
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// The engineers holding an order on `asset` other than `except`: they hold its
+    /// service history.
+    fn asset_holders(&self, asset: &str, except: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT DISTINCT assignee FROM entities
+                 WHERE kind = 'work_order' AND asset_id = ?1 AND id != ?2 AND assignee IS NOT NULL",
+            )?
+            .query_map(params![asset, except], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// The orders on `asset` other than `except`, newest first, at most `max`.
+    fn asset_orders(
+        &self,
+        asset: &str,
+        except: &str,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT id FROM entities WHERE kind = 'work_order' AND asset_id = ?1 AND id != ?2
+                 ORDER BY seq DESC LIMIT ?3",
+            )?
+            .query_map(
+                params![asset, except, max.min(i64::MAX as usize) as i64],
+                |r| r.get(0),
+            )?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// An order and every record on it, entering (or leaving) `user`'s feed.
+    fn feed_with_children(
+        &mut self,
+        user: &str,
+        order: &str,
+        gone: bool,
+    ) -> Result<(), StoreError> {
+        self.feed_put(user, EntityKind::WorkOrder, order, gone)?;
+        for (kind, child) in self.children(order)? {
+            self.feed_put(user, kind, &child, gone)?;
+        }
+        Ok(())
+    }
+
+    fn holder_and_asset(
+        &self,
+        order_id: &str,
+    ) -> Result<(Option<String>, Option<String>), StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT assignee, asset_id FROM entities WHERE kind = 'work_order' AND id = ?1",
+            )?
+            .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((None, None)))
     }
 
     fn engineers(&self) -> Result<Vec<String>, StoreError> {
@@ -558,16 +676,20 @@ impl WriteTx<'_> {
         let current = self.load(op.kind, op.id.as_str())?;
         let link = op.order_link();
         let in_scope = role != Role::Engineer || {
-            let now_in = match (op.op, &link) {
-                (OpKind::Set, _) => self.in_feed(user, op.kind, op.id.as_str())?,
-                (OpKind::Create, Some(order)) if op.kind != EntityKind::WorkOrder => {
-                    self.in_feed(user, EntityKind::WorkOrder, order.as_str())?
-                }
-                _ => false,
-            };
             let order = match op.op {
                 OpKind::Set => current.as_ref().and_then(order_of),
                 OpKind::Create => link.clone(),
+            };
+            // An order and its records are the holder's to write. Being in the feed is
+            // not enough: the feed also holds the asset's past orders, to read.
+            let order_scoped =
+                op.kind == EntityKind::WorkOrder || op.kind.spec().order_link.is_some();
+            let now_in = match (&order, op.op) {
+                (Some(o), _) if order_scoped => {
+                    self.holder_of(o.as_str())?.as_deref() == Some(user)
+                }
+                (_, OpKind::Set) if !order_scoped => self.in_feed(user, op.kind, op.id.as_str())?,
+                _ => false,
             };
             now_in || self.held_at(user, order.as_ref(), op.hlc)?
         };
@@ -579,6 +701,9 @@ impl WriteTx<'_> {
             return Ok(Err(e));
         }
         if let Some(e) = self.check_refs(op, link.as_ref())? {
+            return Ok(Err(e));
+        }
+        if let Some(e) = self.check_report(op, link.as_ref())? {
             return Ok(Err(e));
         }
         let applied = apply_op(current.as_ref(), op, dev, user);
@@ -644,6 +769,51 @@ impl WriteTx<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// Report records checked against what they refer to: an answer against its checklist
+    /// template (the agent runs the same `check_answer` offline), a sign-off against the
+    /// photo record holding its signature.
+    fn check_report(
+        &self,
+        op: &Op,
+        link: Option<&EntityId>,
+    ) -> Result<Option<OpError>, StoreError> {
+        if op.op != OpKind::Create {
+            return Ok(None);
+        }
+        let s = |k: &str| op.fields.get(k).and_then(Value::as_str).unwrap_or_default();
+        match op.kind {
+            EntityKind::ChecklistAnswer => {
+                let template = self.load(EntityKind::ChecklistTemplate, s("template_id"))?;
+                Ok(checklist::check_answer(
+                    template.as_ref(),
+                    s("template_id"),
+                    s("item"),
+                    s("value"),
+                )
+                .err())
+            }
+            EntityKind::Signoff => {
+                let photo = self.load(EntityKind::Photo, s("signature_photo"))?;
+                let fits = photo.is_some_and(|p| {
+                    p.str("hash") == Some(s("signature"))
+                        && p.str("order_id") == link.map(EntityId::as_str)
+                });
+                Ok((!fits).then(|| {
+                    OpError::new(
+                        "invalid_value",
+                        format!(
+                            "sign-off {}: photo {} is not this order's signature image {}",
+                            op.id,
+                            s("signature_photo"),
+                            s("signature")
+                        ),
+                    )
+                }))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// A write made on the server (console, API, import) as the server device's next op.
@@ -1159,6 +1329,17 @@ impl Store for SqliteStore {
                 }
             }
             Ok(Some(view::order_view(&order, &related)))
+        })
+    }
+
+    fn all_of_kind(&self, kind: EntityKind, limit: usize) -> Result<Vec<EntityState>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT state FROM entities WHERE kind = ?1 ORDER BY id LIMIT ?2")?
+                .query_map(params![kind.as_str(), limit as i64], |r| {
+                    r.get::<_, String>(0)
+                })?
+                .map(|j| parse_state(&j?))
+                .collect()
         })
     }
 

@@ -134,6 +134,9 @@ pub struct CreateOrderRequest {
     /// The reporter's name and contact.
     #[serde(default)]
     pub reporter: Option<String>,
+    /// `inspection`, `repair` or `installation`: picks the checklist.
+    #[serde(default)]
+    pub work_type: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

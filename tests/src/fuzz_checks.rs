@@ -859,6 +859,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             scheduled_end: None,
             channel: Some("phone".into()),
             reporter: Some("Ann, 555-0100".into()),
+            work_type: Some("repair".into()),
         }),
     );
     add(

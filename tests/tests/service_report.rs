@@ -273,6 +273,11 @@ fn a_service_report_completed_offline_prints_the_same_on_the_server() {
     eve.ok(&["report", &order, "--out", offline_en.to_str().unwrap()]);
     let offline_en = std::fs::read_to_string(&offline_en).unwrap();
     let offline_zh = eve.ok(&["report", &order, "--lang", "zh-CN"]);
+    // To look at it: FIELDSYNC_REPORT_SAMPLE=/tmp/report.html cargo test --test service_report
+    if let Ok(path) = std::env::var("FIELDSYNC_REPORT_SAMPLE") {
+        std::fs::write(&path, &offline_en).unwrap();
+        std::fs::write(format!("{path}.zh.html"), &offline_zh).unwrap();
+    }
     assert!(
         offline_en.contains("data:image/png;base64,"),
         "the signature is inlined offline"

@@ -444,7 +444,7 @@ fn time_section(b: &mut String, v: &OrderView, lang: Lang) {
     let _ = write!(b, r#"<section class="time"><h2>{}</h2>"#, t("time"));
     let entries: Vec<&RecordView> = live(&v.time_entries).collect();
     if entries.is_empty() {
-        let _ = write!(b, "<p>{}</p></section>\n", t("none"));
+        let _ = writeln!(b, "<p>{}</p></section>", t("none"));
         return;
     }
     let _ = write!(
@@ -471,10 +471,9 @@ fn time_section(b: &mut String, v: &OrderView, lang: Lang) {
             esc(&e.by),
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         b,
-        r#"</tbody></table><p>{}: {} {} · {} {} (h:mm)</p></section>
-"#,
+        r#"</tbody></table><p>{}: {} {} · {} {} (h:mm)</p></section>"#,
         t("total"),
         t("act.labour"),
         hours(labour),

@@ -2101,4 +2101,190 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn an_assigned_asset_brings_its_history_to_read_not_to_write() {
+        let (_dir, store) = seeded();
+        store.add_user("sam", Role::Engineer, "x", NOW_MS).unwrap();
+        let dana = Actor {
+            user: "dana".into(),
+            role: Role::Dispatcher,
+            device: None,
+        };
+        let eve = Actor {
+            user: "eve".into(),
+            role: Role::Engineer,
+            device: None,
+        };
+        let op = |seq: u64, kind: EntityKind, id: &str, o: OpKind, f: &[(&str, Value)]| Op {
+            kind,
+            ..order_op(seq, id, o, f)
+        };
+        let ids = |page: &PullPage<Box<RawValue>>| -> Vec<String> {
+            page.entities
+                .iter()
+                .map(|e| {
+                    serde_json::from_str::<Value>(e.get()).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect()
+        };
+        let r = store
+            .push(
+                &dana,
+                1,
+                &[
+                    op(
+                        31,
+                        EntityKind::Asset,
+                        "a1",
+                        OpKind::Create,
+                        &[("model", "CR 15".into())],
+                    ),
+                    op(
+                        32,
+                        EntityKind::WorkOrder,
+                        "w-past",
+                        OpKind::Create,
+                        &[
+                            ("description", "noisy".into()),
+                            ("priority", 3.into()),
+                            ("assignee", "sam".into()),
+                            ("asset_id", "a1".into()),
+                        ],
+                    ),
+                    op(
+                        33,
+                        EntityKind::Note,
+                        "n-past",
+                        OpKind::Create,
+                        &[
+                            ("order_id", "w-past".into()),
+                            ("text", "bearing replaced".into()),
+                        ],
+                    ),
+                ],
+                NOW_MS,
+            )
+            .unwrap();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        let cursor = store.pull(&eve, 0, 1_000).unwrap().cursor;
+        let r = store
+            .push(
+                &dana,
+                1,
+                &[op(
+                    34,
+                    EntityKind::WorkOrder,
+                    "w-new",
+                    OpKind::Create,
+                    &[
+                        ("description", "leaking".into()),
+                        ("priority", 2.into()),
+                        ("assignee", "eve".into()),
+                        ("asset_id", "a1".into()),
+                    ],
+                )],
+                NOW_MS,
+            )
+            .unwrap();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        let page = store.pull(&eve, cursor, 1_000).unwrap();
+        let got = ids(&page);
+        for id in ["w-new", "a1", "w-past", "n-past"] {
+            assert!(got.contains(&id.to_owned()), "{id} reaches eve: {got:?}");
+        }
+        // Later records on the past order follow.
+        let cursor = page.cursor;
+        store
+            .push(
+                &dana,
+                1,
+                &[op(
+                    35,
+                    EntityKind::Note,
+                    "n-past-2",
+                    OpKind::Create,
+                    &[
+                        ("order_id", "w-past".into()),
+                        ("text", "customer called".into()),
+                    ],
+                )],
+                NOW_MS,
+            )
+            .unwrap();
+        let page = store.pull(&eve, cursor, 1_000).unwrap();
+        assert_eq!(ids(&page), vec!["n-past-2".to_owned()]);
+        let cursor = page.cursor;
+
+        // To read, not to write: the past order and its records are sam's. (Eve's device
+        // pushed seqs 1-32 in `seeded`.)
+        let eve_dev = Actor {
+            device: Some(2),
+            ..eve.clone()
+        };
+        let r = store
+            .push(
+                &eve_dev,
+                2,
+                &[
+                    op(
+                        33,
+                        EntityKind::WorkOrder,
+                        "w-past",
+                        OpKind::Set,
+                        &[("status", "on-site".into())],
+                    ),
+                    op(
+                        34,
+                        EntityKind::Note,
+                        "n-eve",
+                        OpKind::Create,
+                        &[("order_id", "w-past".into()), ("text", "me too".into())],
+                    ),
+                    op(
+                        35,
+                        EntityKind::Note,
+                        "n-eve-2",
+                        OpKind::Create,
+                        &[("order_id", "w-new".into()), ("text", "on my way".into())],
+                    ),
+                ],
+                NOW_MS,
+            )
+            .unwrap();
+        let refused: Vec<(u64, &str)> = r
+            .rejected
+            .iter()
+            .map(|x| (x.seq, x.code.as_str()))
+            .collect();
+        assert_eq!(refused, vec![(33, "out_of_scope"), (34, "out_of_scope")]);
+
+        // When eve holds no order on the asset any more, its history leaves her feed.
+        store
+            .push(
+                &dana,
+                1,
+                &[op(
+                    36,
+                    EntityKind::WorkOrder,
+                    "w-new",
+                    OpKind::Set,
+                    &[("assignee", "sam".into())],
+                )],
+                NOW_MS,
+            )
+            .unwrap();
+        let page = store.pull(&eve, cursor, 1_000).unwrap();
+        let left: Vec<&str> = page.left.iter().map(|l| l.id.as_str()).collect();
+        for id in ["w-new", "w-past", "n-past", "n-past-2", "n-eve-2", "a1"] {
+            assert!(left.contains(&id), "{id} left eve's scope: {left:?}");
+        }
+        let digest = store.digest(&eve).unwrap();
+        let rest: Vec<String> = ids(&store.pull(&eve, 0, 1_000).unwrap());
+        assert!(!rest.iter().any(|i| i == "w-past"), "{rest:?}");
+        assert!(digest.entities >= 30, "eve still holds her own 30 orders");
+    }
 }

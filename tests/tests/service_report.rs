@@ -353,4 +353,72 @@ fn a_service_report_completed_offline_prints_the_same_on_the_server() {
     );
     // The earlier answer is kept in view, not overwritten.
     assert!(server_en.contains("2.4") && server_en.contains("2.5"));
+
+    // The customer complains later; the dispatcher logs it and schedules a follow-up visit
+    // from it in the console.
+    let token = dana.token.clone().unwrap();
+    let cookie = format!("fs_console={token}");
+    let csrf = sha256_hex(format!("fieldsync-csrf\0{token}").as_bytes());
+    let form = |path: &str, body: String| {
+        let (status, resp) = Api::anonymous(&server).raw(
+            reqwest::Method::POST,
+            path,
+            &[
+                ("cookie", &cookie),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            body.into_bytes(),
+        );
+        assert!(status < 400, "{path}: {status} {resp}");
+    };
+    form(
+        &format!("/console/orders/{order}/complaints"),
+        format!("csrf={csrf}&text=Leaking+again+after+two+days"),
+    );
+    let v = dana.order(&order);
+    let complaint = v["complaints"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        v["complaints"][0]["text"], "Leaking again after two days",
+        "{v}"
+    );
+    form(
+        &format!("/console/complaints/{complaint}/follow-up"),
+        format!("csrf={csrf}"),
+    );
+    form(
+        &format!("/console/complaints/{complaint}/follow-up"),
+        format!("csrf={csrf}"),
+    );
+    let (status, c) = dana.get(&format!("/api/v1/entities/complaint/{complaint}"));
+    assert_eq!(status, 200, "{c}");
+    let follow = c["follow_up_order"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{c}"))
+        .to_owned();
+    let f = dana.order(&follow);
+    assert_eq!(f["asset_id"], asset.as_str(), "{f}");
+    assert_eq!(f["customer_id"], customer.as_str());
+    assert_eq!(f["work_type"], "repair");
+    assert!(
+        f["description"].as_str().unwrap().contains("Leaking again"),
+        "{f}"
+    );
+    let (_, all) = dana.get("/api/v1/work-orders");
+    let follow_ups = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| {
+            o["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("Leaking again"))
+        })
+        .count();
+    assert_eq!(follow_ups, 1, "a second click makes no second visit");
+    // The engineer who did the work sees the complaint on the order.
+    eve.sync();
+    assert_eq!(
+        eve.show(&order)["complaints"][0]["text"],
+        "Leaking again after two days"
+    );
 }

@@ -11,6 +11,7 @@
 // allocation on the one path that uses it.
 #![allow(clippy::result_large_err)]
 
+mod complaints;
 mod html;
 pub mod i18n;
 mod pages;
@@ -49,6 +50,11 @@ pub fn routes() -> Router<AppState> {
         .route("/console/orders/{id}", get(pages::detail))
         .route("/console/orders/{id}/edit", post(pages::edit))
         .route("/console/orders/{id}/report", get(report::page))
+        .route("/console/orders/{id}/complaints", post(complaints::add))
+        .route(
+            "/console/complaints/{id}/follow-up",
+            post(complaints::follow_up),
+        )
         .route(
             "/console/orders/{id}/assign",
             get(pages::assign_form).post(pages::assign),

@@ -137,6 +137,7 @@ pub fn order(v: &OrderView) {
             );
         }
     }
+    service_report(v);
     if !v.conflicts.is_empty() {
         println!("Conflicts:");
         for c in &v.conflicts {
@@ -164,6 +165,60 @@ pub fn order(v: &OrderView) {
             "REFUSED by the server (change {}): {} ({})",
             r.seq, r.message, r.code
         );
+    }
+}
+
+/// The report's state in a few lines; `fieldsync checklist` and `report` give the detail.
+fn service_report(v: &OrderView) {
+    let live = |r: &&fieldsync_proto::view::RecordView| {
+        r.fields.get("voided").and_then(Value::as_bool) != Some(true)
+    };
+    if let Some(w) = &v.work_type {
+        println!("Work type: {w}");
+    }
+    for (label, value) in [("Fault code", &v.fault_code), ("Root cause", &v.root_cause)] {
+        if let Some(value) = value {
+            println!("{label}: {value}");
+        }
+    }
+    let answered = v.checklist.iter().filter(live).count();
+    if answered > 0 {
+        println!(
+            "Checklist: {answered} answer(s) (`fieldsync checklist {}`)",
+            v.summary.id
+        );
+    }
+    let minutes = |activity: &str| -> i64 {
+        v.time_entries
+            .iter()
+            .filter(live)
+            .filter(|e| e.fields.get("activity").and_then(Value::as_str) == Some(activity))
+            .filter_map(|e| e.fields.get("minutes").and_then(Value::as_i64))
+            .sum()
+    };
+    if v.time_entries.iter().any(|e| live(&e)) {
+        println!(
+            "Time: labour {} min, travel {} min",
+            minutes("labour"),
+            minutes("travel")
+        );
+    }
+    for s in v.signoffs.iter().filter(live) {
+        println!(
+            "Signed off by {} at {}",
+            text(&s.fields, "signer_name"),
+            when(s.at_ms)
+        );
+    }
+    for r in v.ratings.iter().filter(live) {
+        println!(
+            "Rated {}/5 {}",
+            text(&r.fields, "score"),
+            text(&r.fields, "comment")
+        );
+    }
+    for c in &v.complaints {
+        println!("COMPLAINT ({}): {}", when(c.at_ms), text(&c.fields, "text"));
     }
 }
 

@@ -486,11 +486,14 @@ impl WriteTx<'_> {
                     }
                 }
                 if let Some(h) = &m.holder {
-                    self.tx
-                        .prepare_cached(
-                            "INSERT OR IGNORE INTO held (user, order_id) VALUES (?1, ?2)",
-                        )?
-                        .execute(params![h, id])?;
+                    if m.entered {
+                        // Recorded once per holding, not on every write.
+                        self.tx
+                            .prepare_cached(
+                                "INSERT OR IGNORE INTO held (user, order_id) VALUES (?1, ?2)",
+                            )?
+                            .execute(params![h, id])?;
+                    }
                     let arriving = if m.entered {
                         order_refs(after)
                     } else {

@@ -127,8 +127,10 @@ enum Command {
     #[command(group(clap::ArgGroup::new("activity").required(true).args(["labour", "travel"])))]
     Time {
         id: String,
+        /// Minutes of work on site (1-1440).
         #[arg(long, value_name = "MIN", allow_negative_numbers = true)]
         labour: Option<i64>,
+        /// Minutes of travel to or from the site (1-1440).
         #[arg(long, value_name = "MIN", allow_negative_numbers = true)]
         travel: Option<i64>,
         /// What the time was for.
@@ -150,8 +152,10 @@ enum Command {
     /// The customer's sign-off: their name and a signature image (PNG or JPEG).
     Signoff {
         id: String,
+        /// Who signed (the customer's representative).
         #[arg(long)]
         name: String,
+        /// The signature image, PNG or JPEG, at most 1 MiB; left where it is.
         #[arg(long, value_name = "FILE.png")]
         signature: PathBuf,
         #[arg(long)]
@@ -160,8 +164,10 @@ enum Command {
     /// The customer's satisfaction, 1 (very poor) to 5 (excellent).
     Rate {
         id: String,
+        /// 1 to 5.
         #[arg(allow_negative_numbers = true)]
         score: i64,
+        /// The customer's words.
         #[arg(long)]
         comment: Option<String>,
     },

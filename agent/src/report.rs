@@ -392,3 +392,134 @@ pub fn render(
     };
     Ok(proto_report::render(&v, template.as_ref(), lang, &media))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blob::{self, Backend};
+    use fieldsync_proto::apply::apply_op;
+    use fieldsync_proto::wire::{EnrollResponse, PullPage};
+    use fieldsync_proto::{Hlc, Role};
+
+    fn state(kind: EntityKind, id: &str, fields: Value) -> EntityState {
+        let op = Op {
+            seq: 1,
+            kind,
+            id: id.into(),
+            hlc: Hlc(1_000 << 16),
+            op: OpKind::Create,
+            fields: serde_json::from_value(fields).unwrap(),
+            base: BTreeMap::new(),
+        };
+        apply_op(None, &op, 0, "dana").state
+    }
+
+    /// Eve's store holding her order `w1` (a repair on asset `a1`), sam's past order `w0`
+    /// on the same asset, and the repair checklist.
+    fn store(dir: &Path) -> Store {
+        let mut s = Store::open(dir).unwrap();
+        s.save_enrollment(
+            "https://example.test",
+            &EnrollResponse {
+                device_id: 7,
+                token: "t".into(),
+                user: "eve".into(),
+                role: Role::Engineer,
+                protocol: 1,
+                server_time_ms: 1_000,
+            },
+            None,
+        )
+        .unwrap();
+        let order = |id: &str, who: &str| {
+            state(
+                EntityKind::WorkOrder,
+                id,
+                json!({"description": "pump leaking", "priority": 2, "assignee": who,
+                       "asset_id": "a1", "work_type": "repair"}),
+            )
+        };
+        s.apply_page(&PullPage {
+            entities: vec![
+                order("w1", "eve"),
+                order("w0", "sam"),
+                state(EntityKind::Asset, "a1", json!({"model": "CR 15"})),
+                state(
+                    EntityKind::ChecklistTemplate,
+                    "t1",
+                    json!({"work_type": "repair", "title": "Pump repair",
+                           "items": "seal | Seal intact | yes/no\npressure | Pressure (bar) | number"}),
+                ),
+            ],
+            left: vec![],
+            cursor: 4,
+            more: false,
+            hlc: Hlc(1_000 << 16),
+            server_time_ms: 1_000,
+        })
+        .unwrap();
+        s
+    }
+
+    fn err(r: Result<impl std::fmt::Debug>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn refused_report_input_says_why_and_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path());
+        let w1 = EntityId::from("w1");
+        let kv = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+
+        let e = err(answer(
+            &mut s,
+            &w1,
+            &[kv("seal", "yes"), kv("colour", "red")],
+        ));
+        assert!(
+            e.contains("no item \"colour\"") && e.contains("seal, pressure"),
+            "{e}"
+        );
+        let e = err(answer(&mut s, &w1, &[kv("pressure", "high")]));
+        assert!(e.contains("with a number"), "{e}");
+        let e = err(time(&mut s, &w1, "labour", -5, None));
+        assert!(e.contains("positive"), "{e}");
+        let e = err(time(&mut s, &w1, "travel", 1_441, None));
+        assert!(e.contains("from 1 to 1440"), "{e}");
+        for bad in [0, 6] {
+            let e = err(rate(&mut s, &w1, bad, None));
+            assert!(e.contains("1 to 5"), "{e}");
+        }
+        let blobs = blob::open(dir.path(), Backend::Files).unwrap();
+        let big = dir.path().join("sig.png");
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.resize(SIGNATURE_BYTES_MAX as usize + 1, 0);
+        std::fs::write(&big, png).unwrap();
+        let e = err(signoff(&mut s, &*blobs, &w1, "Li Wei", &big));
+        assert!(e.contains("a signature may be"), "{e}");
+        let e = err(signoff(&mut s, &*blobs, &w1, "  ", &big));
+        assert!(e.contains("name of the person signing"), "{e}");
+        assert_eq!(s.pending_count().unwrap(), 0, "nothing recorded");
+        assert!(blobs.list().unwrap().is_empty(), "no signature bytes kept");
+
+        // The asset's past order is there to read, not to write.
+        let h = asset_history(&s, "a1").unwrap();
+        assert_eq!(h.orders.len(), 2);
+        let e = err(time(&mut s, &EntityId::from("w0"), "labour", 30, None));
+        assert!(e.contains("not assigned to you"), "{e}");
+        assert_eq!(
+            s.orders().unwrap().len(),
+            1,
+            "only eve's own order is listed"
+        );
+
+        // Good input is recorded, one record each.
+        answer(&mut s, &w1, &[kv("seal", "Y"), kv("pressure", "2.5")]).unwrap();
+        time(&mut s, &w1, "labour", 90, None).unwrap();
+        rate(&mut s, &w1, 4, Some("good")).unwrap();
+        assert_eq!(s.pending_count().unwrap(), 4);
+        let c = checklist_state(&s, &w1).unwrap();
+        assert_eq!((c.open, c.items[0].value.as_deref()), (0, Some("yes")));
+    }
+}

@@ -354,6 +354,30 @@ fn a_service_report_completed_offline_prints_the_same_on_the_server() {
     // The earlier answer is kept in view, not overwritten.
     assert!(server_en.contains("2.4") && server_en.contains("2.5"));
 
+    // The order's console page summarises the report and links the printable page.
+    let (status, _, page) = Api::anonymous(&server).get_bytes(
+        &format!("/console/orders/{order}"),
+        &[(
+            "cookie",
+            &format!("fs_console={}", dana.token.clone().unwrap()),
+        )],
+    );
+    let page = String::from_utf8(page).unwrap();
+    assert_eq!(status, 200, "{page}");
+    for shown in [
+        "Li Wei",
+        "5/5",
+        "labour 95 min",
+        "Shaft seal worn",
+        "/report\"",
+    ] {
+        assert!(
+            page.contains(shown),
+            "{shown:?} missing from the order page"
+        );
+    }
+    assert!(!page.contains('⟦'), "every label translated");
+
     // The customer complains later; the dispatcher logs it and schedules a follow-up visit
     // from it in the console.
     let token = dana.token.clone().unwrap();

@@ -1027,6 +1027,7 @@ async fn render_detail(
         )
     }));
     b.push_str(&super::photos::gallery(lang, &v.photos));
+    b.push_str(&super::report::summary_section(lang, &v));
     b.push_str(&super::complaints::section(lang, s, &o.id, &v.complaints));
     // Timeline.
     let _ = write!(

@@ -65,3 +65,88 @@ pub async fn page(State(app): State<AppState>, s: Session, Path(id): Path<String
     );
     resp
 }
+
+/// The order page's summary of its service report: work type, root cause, checklist
+/// progress, time, sign-off and rating, with the link to the printable page.
+pub fn summary_section(lang: super::i18n::Lang, v: &fieldsync_proto::view::OrderView) -> String {
+    use super::html::{esc, time};
+    use std::fmt::Write as _;
+    let t = |k: &str| lang.t(k);
+    let live = |r: &&RecordView| r.fields.get("voided").and_then(Value::as_bool) != Some(true);
+    let minutes = |activity: &str| -> i64 {
+        v.time_entries
+            .iter()
+            .filter(live)
+            .filter(|e| e.fields.get("activity").and_then(Value::as_str) == Some(activity))
+            .filter_map(|e| e.fields.get("minutes").and_then(Value::as_i64))
+            .sum()
+    };
+    let dash = || "—".to_owned();
+    let signed = v
+        .signoffs
+        .iter()
+        .filter(live)
+        .map(|s| {
+            format!(
+                "{} ({})",
+                esc(s
+                    .fields
+                    .get("signer_name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")),
+                time(s.at_ms)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let rated = v
+        .ratings
+        .iter()
+        .filter(live)
+        .map(|r| {
+            let score = r.fields.get("score").and_then(Value::as_i64).unwrap_or(0);
+            let comment = r
+                .fields
+                .get("comment")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            format!("{score}/5 {}", esc(comment))
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        r#"<section aria-labelledby="rp-h"><h2 id="rp-h">{h}</h2><dl class="facts" id="report-facts">
+<dt>{lwt}</dt><dd>{wt}</dd><dt>{lrc}</dt><dd>{rc}</dd>
+<dt>{lcl}</dt><dd>{cl}</dd><dt>{ltm}</dt><dd>{tm}</dd>
+<dt>{lso}</dt><dd>{so}</dd><dt>{lra}</dt><dd>{ra}</dd></dl>
+<p><a class="button" href="/console/orders/{id}/report">{print}</a></p></section>"#,
+        h = t("rp.title"),
+        lwt = t("field.work_type"),
+        wt = v
+            .work_type
+            .as_deref()
+            .map(|w| t(&format!("work_type.{w}")).to_owned())
+            .unwrap_or_else(dash),
+        lrc = t("rp.root_cause"),
+        rc = v.root_cause.as_deref().map(esc).unwrap_or_else(dash),
+        lcl = t("rp.checklist"),
+        cl = v.checklist.iter().filter(live).count(),
+        ltm = t("rp.time"),
+        tm = format!(
+            "{} {} min · {} {} min",
+            t("rp.labour"),
+            minutes("labour"),
+            t("rp.travel"),
+            minutes("travel")
+        ),
+        lso = t("rp.signed"),
+        so = if signed.is_empty() { dash() } else { signed },
+        lra = t("rp.rating"),
+        ra = if rated.is_empty() { dash() } else { rated },
+        id = enc(&v.summary.id),
+        print = t("detail.report"),
+    );
+    b
+}

@@ -284,7 +284,7 @@ pub fn instructions(url: &str, ca: &Path, data_dir: &Path) -> String {
 Users (name / password / role):
   dana  / dispatch-demo / dispatcher
   eve   / field-demo    / engineer (3 orders assigned)
-  sam   / field-demo    / engineer (1 order assigned)
+  sam   / field-demo    / engineer (2 orders: one open, one completed last quarter)
   admin / admin-demo    / admin
 
 Try an engineer's offline day in another terminal:
@@ -295,7 +295,13 @@ Try an engineer's offline day in another terminal:
   cargo run --release --bin fieldsync -- progress wo-1001 on-site
   cargo run --release --bin fieldsync -- note wo-1001 \"HP switch faulty, replacing\"
   cargo run --release --bin fieldsync -- parts use wo-1001 --sku HPS-220 --qty 1
+  cargo run --release --bin fieldsync -- history asset-chiller-7
+  cargo run --release --bin fieldsync -- checklist wo-1001 --answer isolated=yes --answer fault_found=yes
+  cargo run --release --bin fieldsync -- time wo-1001 --labour 75
+  cargo run --release --bin fieldsync -- resolve wo-1001 --fault-code HP-TRIP --root-cause \"HP switch worn\"
+  cargo run --release --bin fieldsync -- rate wo-1001 5 --comment \"Quick and clear\"
   cargo run --release --bin fieldsync -- progress wo-1001 completed --resolution \"Replaced HP switch, tested OK\"
+  cargo run --release --bin fieldsync -- report wo-1001 --out wo-1001.html
   cargo run --release --bin fieldsync -- sync --json
 
 And as the dispatcher, with curl:

@@ -12,3 +12,9 @@ CREATE TABLE IF NOT EXISTS held (
 -- Every work-order feed row written before this migration was a holding.
 INSERT OR IGNORE INTO held (user, order_id)
     SELECT user, id FROM feed WHERE kind = 'work_order';
+
+-- Who holds orders on an asset is asked on every write to an order or its records (they
+-- see its history). `id` and `kind` are in the index so the answer comes from it alone,
+-- without reading a row per order, however many orders the asset has.
+CREATE INDEX IF NOT EXISTS entities_asset_holders ON entities (asset_id, assignee, id, kind)
+    WHERE kind = 'work_order' AND asset_id IS NOT NULL;

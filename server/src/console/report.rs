@@ -114,6 +114,13 @@ pub fn summary_section(lang: super::i18n::Lang, v: &fieldsync_proto::view::Order
         })
         .collect::<Vec<_>>()
         .join("; ");
+    let time_spent = format!(
+        "{} {} min · {} {} min",
+        t("rp.labour"),
+        minutes("labour"),
+        t("rp.travel"),
+        minutes("travel")
+    );
     let mut b = String::new();
     let _ = write!(
         b,
@@ -134,13 +141,7 @@ pub fn summary_section(lang: super::i18n::Lang, v: &fieldsync_proto::view::Order
         lcl = t("rp.checklist"),
         cl = v.checklist.iter().filter(live).count(),
         ltm = t("rp.time"),
-        tm = format!(
-            "{} {} min · {} {} min",
-            t("rp.labour"),
-            minutes("labour"),
-            t("rp.travel"),
-            minutes("travel")
-        ),
+        tm = time_spent,
         lso = t("rp.signed"),
         so = if signed.is_empty() { dash() } else { signed },
         lra = t("rp.rating"),

@@ -93,7 +93,12 @@ fn obj<'a>(m: &'a Option<serde_json::Map<String, Value>>, key: &str) -> Option<&
 
 /// An image, or a placeholder where the caller has no address for its bytes. The content
 /// hash is always in the markup, so two printouts compare by what they show.
-fn image(photo: &RecordView, alt: &str, media: &dyn Fn(&RecordView) -> Option<String>) -> String {
+fn image(
+    photo: &RecordView,
+    alt: &str,
+    lang: Lang,
+    media: &dyn Fn(&RecordView) -> Option<String>,
+) -> String {
     let hash = field(photo, "hash").unwrap_or_default();
     match media(photo) {
         Some(src) => format!(
@@ -105,7 +110,7 @@ fn image(photo: &RecordView, alt: &str, media: &dyn Fn(&RecordView) -> Option<St
         None => format!(
             r#"<span class="missing" data-hash="{}">{}</span>"#,
             esc(hash),
-            esc(alt)
+            esc(&lang.t("not_available"))
         ),
     }
 }
@@ -261,7 +266,12 @@ pub fn render(
             let caption = field(p, "caption").or(field(p, "name")).unwrap_or_default();
             let is_image = field(p, "mime").is_some_and(|m| m.starts_with("image/"));
             let shown = if is_image {
-                image(p, &lang.t("photos"), media)
+                let alt = if caption.is_empty() {
+                    lang.t("photos")
+                } else {
+                    caption.to_owned()
+                };
+                image(p, &alt, lang, media)
             } else {
                 format!(
                     r#"<span class="missing" data-hash="{}">{}</span>"#,
@@ -293,7 +303,7 @@ pub fn render(
     for s in signoffs {
         let photo = field(s, "signature_photo").and_then(|id| v.photos.iter().find(|p| p.id == id));
         let shown = match photo {
-            Some(p) => image(p, &lang.t("signature"), media),
+            Some(p) => image(p, &lang.t("signature"), lang, media),
             None => format!(
                 r#"<span class="missing" data-hash="{}">{}</span>"#,
                 esc(field(s, "signature").unwrap_or_default()),

@@ -171,6 +171,9 @@ enum Command {
         #[arg(long)]
         comment: Option<String>,
     },
+    /// Void a record added by mistake (note, part usage, photo, checklist answer, time
+    /// entry, sign-off, rating). Records are never edited: void, then add the right one.
+    Void { record: String },
     /// An asset's service history: every order on it this device holds.
     History {
         asset: String,
@@ -571,6 +574,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let id = store.resolve_order(&id)?;
             report::rate(&mut store, &id, score, comment.as_deref())?;
             println!("{id}: rated {score}/5 (saved; syncs when online)");
+        }
+        Command::Void { record } => {
+            let (kind, _) = report::void(&mut store, &record)?;
+            println!("{kind} {record}: void (saved; syncs when online)");
         }
         Command::History { asset, json } => {
             let h = report::asset_history(&store, &asset)?;

@@ -188,7 +188,7 @@ pub fn time(
 ) -> Result<Op> {
     if minutes <= 0 {
         return Err(AgentError::Invalid(format!(
-            "minutes must be a positive whole number, not {minutes}; to correct an entry, void it and add the right one; nothing was recorded"
+            "minutes must be a positive whole number, not {minutes}; to correct an entry, `fieldsync void ID` it and add the right one; nothing was recorded"
         )));
     }
     let mut fields = vec![("activity", json!(activity)), ("minutes", json!(minutes))];
@@ -330,6 +330,30 @@ fn create_child_vec(
         f.insert("order_id".into(), json!(order));
         Ok(f)
     })
+}
+
+/// Void a record added by mistake (a note, part usage, photo, checklist answer, time
+/// entry, sign-off or rating): records are never edited, so a correction is this mark plus
+/// a new record. The voided one stays visible, marked, and leaves totals and the report.
+pub fn void(store: &mut Store, id: &str) -> Result<(EntityKind, Op)> {
+    let kinds = EntityKind::ALL
+        .into_iter()
+        .filter(|k| k.spec().append_only && k.spec().field("voided").is_some());
+    for kind in kinds {
+        let Some(current) = store.view(kind, id)? else {
+            continue;
+        };
+        if current.bool("voided") {
+            return Err(AgentError::Invalid(format!("{kind} {id} is already void")));
+        }
+        let op = store.record(kind, &EntityId::from(id), OpKind::Set, |_, _| {
+            Ok(BTreeMap::from([("voided".to_owned(), json!(true))]))
+        })?;
+        return Ok((kind, op));
+    }
+    Err(AgentError::Invalid(format!(
+        "no record {id:?} on this device (`fieldsync show ORDER --json` lists record ids)"
+    )))
 }
 
 /// The asset's service history as this device holds it, offline.
@@ -519,6 +543,14 @@ mod tests {
         time(&mut s, &w1, "labour", 90, None).unwrap();
         rate(&mut s, &w1, 4, Some("good")).unwrap();
         assert_eq!(s.pending_count().unwrap(), 4);
+        let mistake = time(&mut s, &w1, "travel", 600, None).unwrap();
+        let (kind, _) = void(&mut s, mistake.id.as_str()).unwrap();
+        assert_eq!(kind, EntityKind::TimeEntry);
+        assert!(err(void(&mut s, mistake.id.as_str())).contains("already void"));
+        assert!(err(void(&mut s, "nope")).contains("no record"));
+        let h = asset_history(&s, "a1").unwrap();
+        let mine = h.orders.iter().find(|o| o.id == "w1").unwrap();
+        assert_eq!((mine.labour_minutes, mine.travel_minutes), (90, 0));
         let c = checklist_state(&s, &w1).unwrap();
         assert_eq!((c.open, c.items[0].value.as_deref()), (0, Some("yes")));
     }

@@ -396,10 +396,12 @@ impl Store {
         }
         // An order and its records are ours to write only while we hold the order: the
         // store also keeps the past orders of our assets (their service history), to read.
-        let in_scope = match op
+        // A set on a record names no order; its order comes from the record. The outbox row
+        // carries it too, so the order's view shows the pending change (a void, say).
+        let op_order = op
             .order_link()
-            .or_else(|| current.as_ref().and_then(order_of))
-        {
+            .or_else(|| current.as_ref().and_then(order_of));
+        let in_scope = match &op_order {
             Some(order) => local_view(&tx, EntityKind::WorkOrder, order.as_str(), &who)?
                 .is_some_and(|o| scope::holder(&o) == Some(who.user.as_str())),
             None => current.is_some(),
@@ -419,7 +421,7 @@ impl Store {
             seq as i64,
             kind.as_str(),
             id.as_str(),
-            op.order_link().map(|o| o.0),
+            op_order.map(|o| o.0),
             serde_json::to_string(&op).expect("op serialises"),
             wall.now_ms() as i64
         ])?;

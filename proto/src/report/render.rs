@@ -22,7 +22,7 @@ main.report{max-width:190mm;margin:1.5em auto;padding:12mm;background:#fff;box-s
 h1{font-size:18pt;margin:0}h2{font-size:12.5pt;border-bottom:1px solid #999;margin:1.2em 0 .4em;padding-bottom:.1em}\
 header{display:flex;justify-content:space-between;align-items:baseline;border-bottom:2px solid #111;padding-bottom:.4em}\
 .ref{font-family:ui-monospace,monospace}\
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.15em 1em;margin:0}dt{font-weight:600}dd{margin:0;white-space:pre-wrap}\
+dl{display:grid;grid-template-columns:minmax(9em,max-content) 1fr;gap:.15em 1em;margin:0}dt{font-weight:600}dd{margin:0;white-space:pre-wrap}\
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #bbb;padding:.2em .4em;text-align:left;vertical-align:top}th{background:#f2f2f2}\
 td.num{text-align:right}.muted{color:#666;font-size:9pt}\
 .photos{display:flex;flex-wrap:wrap;gap:4mm}figure{margin:0;width:56mm}figure img{width:100%;max-height:60mm;object-fit:contain;border:1px solid #ccc}figcaption{font-size:9pt}\

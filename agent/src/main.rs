@@ -12,7 +12,7 @@ use fieldsync_agent::client::Client;
 use fieldsync_agent::config::{Config, ConfigArgs};
 use fieldsync_agent::store::Store;
 use fieldsync_agent::sync::sync_once;
-use fieldsync_agent::{blob, daemon, inbox, photos, AgentError};
+use fieldsync_agent::{blob, daemon, inbox, photos, report, AgentError};
 use serde_json::json;
 
 mod output;
@@ -113,6 +113,91 @@ enum Command {
         #[command(subcommand)]
         command: KbCommand,
     },
+    /// The order's checklist (by its work type): show it, or record answers.
+    Checklist {
+        id: String,
+        /// An answer, `ITEM=VALUE` (repeatable): yes/no items take yes or no, number
+        /// items a number. Answering again adds a newer answer; earlier ones stay visible.
+        #[arg(long = "answer", value_name = "ITEM=VALUE", value_parser = item_value)]
+        answers: Vec<(String, String)>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record labour or travel time on an order, in minutes (one entry each time).
+    #[command(group(clap::ArgGroup::new("activity").required(true).args(["labour", "travel"])))]
+    Time {
+        id: String,
+        /// Minutes of work on site (1-1440).
+        #[arg(long, value_name = "MIN", allow_negative_numbers = true)]
+        labour: Option<i64>,
+        /// Minutes of travel to or from the site (1-1440).
+        #[arg(long, value_name = "MIN", allow_negative_numbers = true)]
+        travel: Option<i64>,
+        /// What the time was for.
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record the order's resolution, fault code and root cause.
+    Resolve {
+        id: String,
+        #[arg(long)]
+        resolution: Option<String>,
+        #[arg(long)]
+        fault_code: Option<String>,
+        #[arg(long)]
+        root_cause: Option<String>,
+    },
+    /// The customer's sign-off: their name and a signature image (PNG or JPEG).
+    Signoff {
+        id: String,
+        /// Who signed (the customer's representative).
+        #[arg(long)]
+        name: String,
+        /// The signature image, PNG or JPEG, at most 1 MiB; left where it is.
+        #[arg(long, value_name = "FILE.png")]
+        signature: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The customer's satisfaction, 1 (very poor) to 5 (excellent).
+    Rate {
+        id: String,
+        /// 1 to 5.
+        #[arg(allow_negative_numbers = true)]
+        score: i64,
+        /// The customer's words.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Void a record added by mistake (note, part usage, photo, checklist answer, time
+    /// entry, sign-off, rating). Records are never edited: void, then add the right one.
+    Void { record: String },
+    /// An asset's service history: every order on it this device holds.
+    History {
+        asset: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The printable service report of an order, as HTML, offline.
+    Report {
+        id: String,
+        /// Write it here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// en or zh-CN.
+        #[arg(long, default_value = "en")]
+        lang: String,
+    },
+}
+
+/// `ITEM=VALUE` of `--answer`.
+fn item_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("expected ITEM=VALUE, got {s:?}")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -408,6 +493,113 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print_json(&fieldsync_proto::view::plain(&article));
             } else {
                 output::kb_article(&article);
+            }
+        }
+        Command::Checklist { id, answers, json } => {
+            let id = store.resolve_order(&id)?;
+            if !answers.is_empty() {
+                let ops = report::answer(&mut store, &id, &answers)?;
+                if !json {
+                    println!(
+                        "{id}: {} answer(s) recorded (saved; syncs when online)",
+                        ops.len()
+                    );
+                }
+            }
+            let state = report::checklist_state(&store, &id)?;
+            if json {
+                print_json(&state);
+            } else {
+                output::checklist(&state);
+            }
+        }
+        Command::Time {
+            id,
+            labour,
+            travel,
+            note,
+            json,
+        } => {
+            let id = store.resolve_order(&id)?;
+            let (activity, minutes) = match (labour, travel) {
+                (Some(m), _) => ("labour", m),
+                (None, Some(m)) => ("travel", m),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let op = report::time(&mut store, &id, activity, minutes, note.as_deref())?;
+            if json {
+                print_json(
+                    &json!({"id": op.id, "order_id": id, "activity": activity, "minutes": minutes}),
+                );
+            } else {
+                println!("{id}: {minutes} min {activity} recorded (saved; syncs when online)");
+            }
+        }
+        Command::Resolve {
+            id,
+            resolution,
+            fault_code,
+            root_cause,
+        } => {
+            let id = store.resolve_order(&id)?;
+            report::resolve(
+                &mut store,
+                &id,
+                resolution.as_deref(),
+                fault_code.as_deref(),
+                root_cause.as_deref(),
+            )?;
+            println!("{id}: resolution recorded (saved; syncs when online)");
+        }
+        Command::Signoff {
+            id,
+            name,
+            signature,
+            json,
+        } => {
+            let id = store.resolve_order(&id)?;
+            let blobs = blob::open_shared(&dir, cfg.blob_store)?;
+            let s = report::signoff(&mut store, &*blobs, &id, &name, &signature)?;
+            if json {
+                print_json(&s);
+            } else {
+                println!(
+                    "{id}: signed off by {} (signature {} bytes, saved; uploads when online)",
+                    name.trim(),
+                    s.size
+                );
+            }
+        }
+        Command::Rate { id, score, comment } => {
+            let id = store.resolve_order(&id)?;
+            report::rate(&mut store, &id, score, comment.as_deref())?;
+            println!("{id}: rated {score}/5 (saved; syncs when online)");
+        }
+        Command::Void { record } => {
+            let (kind, _) = report::void(&mut store, &record)?;
+            println!("{kind} {record}: void (saved; syncs when online)");
+        }
+        Command::History { asset, json } => {
+            let h = report::asset_history(&store, &asset)?;
+            if json {
+                print_json(&h);
+            } else {
+                output::history(&h);
+            }
+        }
+        Command::Report { id, out, lang } => {
+            let id = store.resolve_order(&id)?;
+            let lang = fieldsync_proto::report::Lang::parse(&lang)
+                .ok_or_else(|| anyhow::anyhow!("--lang is en or zh-CN, not {lang:?}"))?;
+            let blobs = blob::open_shared(&dir, cfg.blob_store)?;
+            let html = report::render(&store, &*blobs, &id, lang)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, html)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    println!("{id}: report written to {}", path.display());
+                }
+                None => print!("{html}"),
             }
         }
         Command::Daemon => {

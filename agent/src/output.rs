@@ -143,6 +143,7 @@ pub fn order(v: &OrderView) {
             );
         }
     }
+    service_report(v);
     if !v.conflicts.is_empty() {
         println!("Conflicts:");
         for c in &v.conflicts {
@@ -170,6 +171,60 @@ pub fn order(v: &OrderView) {
             "REFUSED by the server (change {}): {} ({})",
             r.seq, r.message, r.code
         );
+    }
+}
+
+/// The report's state in a few lines; `fieldsync checklist` and `report` give the detail.
+fn service_report(v: &OrderView) {
+    let live = |r: &&fieldsync_proto::view::RecordView| {
+        r.fields.get("voided").and_then(Value::as_bool) != Some(true)
+    };
+    if let Some(w) = &v.work_type {
+        println!("Work type: {w}");
+    }
+    for (label, value) in [("Fault code", &v.fault_code), ("Root cause", &v.root_cause)] {
+        if let Some(value) = value {
+            println!("{label}: {value}");
+        }
+    }
+    let answered = v.checklist.iter().filter(live).count();
+    if answered > 0 {
+        println!(
+            "Checklist: {answered} answer(s) (`fieldsync checklist {}`)",
+            v.summary.id
+        );
+    }
+    let minutes = |activity: &str| -> i64 {
+        v.time_entries
+            .iter()
+            .filter(live)
+            .filter(|e| e.fields.get("activity").and_then(Value::as_str) == Some(activity))
+            .filter_map(|e| e.fields.get("minutes").and_then(Value::as_i64))
+            .sum()
+    };
+    if v.time_entries.iter().any(|e| live(&e)) {
+        println!(
+            "Time: labour {} min, travel {} min",
+            minutes("labour"),
+            minutes("travel")
+        );
+    }
+    for s in v.signoffs.iter().filter(live) {
+        println!(
+            "Signed off by {} at {}",
+            text(&s.fields, "signer_name"),
+            when(s.at_ms)
+        );
+    }
+    for r in v.ratings.iter().filter(live) {
+        println!(
+            "Rated {}/5 {}",
+            text(&r.fields, "score"),
+            text(&r.fields, "comment")
+        );
+    }
+    for c in &v.complaints {
+        println!("COMPLAINT ({}): {}", when(c.at_ms), text(&c.fields, "text"));
     }
 }
 
@@ -408,4 +463,101 @@ fn sla_line(sla: &fieldsync_proto::sla::OrderSla) -> String {
         Escalation::None => {}
     }
     line
+}
+
+pub fn checklist(c: &fieldsync_agent::report::ChecklistState) {
+    let Some(title) = &c.title else {
+        match &c.work_type {
+            Some(wt) => println!(
+                "{}: no checklist template for {wt} work on this device",
+                c.order_id
+            ),
+            None => println!("{}: no work type set, so no checklist applies", c.order_id),
+        }
+        return;
+    };
+    println!(
+        "{}  {title}  ({} of {} open)",
+        c.order_id,
+        c.open,
+        c.items.len()
+    );
+    for i in &c.items {
+        let answer = match (&i.value, &i.by, i.at_ms) {
+            (Some(v), Some(by), Some(at)) => format!("{v}  ({by}, {})", when(at)),
+            _ => "—".to_owned(),
+        };
+        println!(
+            "  {:20} {:40} [{}] {answer}",
+            i.item.id,
+            short(&i.item.label, 40),
+            i.item.ty.as_str()
+        );
+        let earlier = i.answers.len().saturating_sub(1);
+        if earlier > 0 {
+            println!(
+                "  {:20} ({earlier} earlier answer(s); --json lists them)",
+                ""
+            );
+        }
+    }
+}
+
+pub fn history(h: &fieldsync_proto::report::history::AssetHistory) {
+    println!(
+        "{}  {} serial {}  ({} orders)",
+        h.asset_id,
+        h.model.as_deref().unwrap_or("?"),
+        h.serial.as_deref().unwrap_or("?"),
+        h.orders.len() + h.more
+    );
+    for o in &h.orders {
+        let at = o
+            .completed_at
+            .map(when)
+            .unwrap_or_else(|| "not completed".into());
+        println!(
+            "- {}  [{}] {}  {}  by {}",
+            o.id,
+            o.status,
+            o.work_type.as_deref().unwrap_or("-"),
+            at,
+            o.assignee.as_deref().unwrap_or("-")
+        );
+        println!("    {}", short(&o.description, 90));
+        for (label, v) in [
+            ("fault", &o.fault_code),
+            ("cause", &o.root_cause),
+            ("done", &o.resolution),
+        ] {
+            if let Some(v) = v {
+                println!("    {label}: {}", short(v, 90));
+            }
+        }
+        if o.labour_minutes + o.travel_minutes > 0 || !o.parts.is_empty() {
+            let parts: Vec<String> = o.parts.iter().map(|(s, q)| format!("{q} x {s}")).collect();
+            println!(
+                "    labour {} min, travel {} min; parts: {}",
+                o.labour_minutes,
+                o.travel_minutes,
+                if parts.is_empty() {
+                    "none".into()
+                } else {
+                    parts.join(", ")
+                }
+            );
+        }
+        if let Some(r) = o.rating {
+            println!(
+                "    rated {r}/5{}",
+                o.signed_by
+                    .as_deref()
+                    .map(|s| format!(", signed by {s}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if h.more > 0 {
+        println!("({} older orders not listed)", h.more);
+    }
 }

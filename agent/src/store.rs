@@ -394,8 +394,16 @@ impl Store {
                 )));
             }
         }
-        let in_scope = match op.order_link() {
-            Some(order) => local_view(&tx, EntityKind::WorkOrder, order.as_str(), &who)?.is_some(),
+        // An order and its records are ours to write only while we hold the order: the
+        // store also keeps the past orders of our assets (their service history), to read.
+        // A set on a record names no order; its order comes from the record. The outbox row
+        // carries it too, so the order's view shows the pending change (a void, say).
+        let op_order = op
+            .order_link()
+            .or_else(|| current.as_ref().and_then(order_of));
+        let in_scope = match &op_order {
+            Some(order) => local_view(&tx, EntityKind::WorkOrder, order.as_str(), &who)?
+                .is_some_and(|o| scope::holder(&o) == Some(who.user.as_str())),
             None => current.is_some(),
         };
         authorize(
@@ -413,7 +421,7 @@ impl Store {
             seq as i64,
             kind.as_str(),
             id.as_str(),
-            op.order_link().map(|o| o.0),
+            op_order.map(|o| o.0),
             serde_json::to_string(&op).expect("op serialises"),
             wall.now_ms() as i64
         ])?;
@@ -452,7 +460,12 @@ impl Store {
             let applied = apply_op(current, &op, who.device_id, &who.user);
             orders.insert(op.id.0.clone(), applied.state);
         }
-        let mut list: Vec<OrderSummary> = orders.values().map(view::summary).collect();
+        // Only our own: other orders here are the service history of our assets.
+        let mut list: Vec<OrderSummary> = orders
+            .values()
+            .filter(|o| scope::holder(o) == Some(who.user.as_str()))
+            .map(view::summary)
+            .collect();
         list.sort_by(|a, b| (b.updated_ms, &b.id).cmp(&(a.updated_ms, &a.id)));
         Ok(list)
     }
@@ -549,6 +562,46 @@ impl Store {
             })
             .collect();
         Ok(Some(v))
+    }
+
+    /// Every entity of `kind` this device holds (confirmed state), by id, at most `max`:
+    /// reference data such as checklist templates.
+    pub fn all_of_kind(&self, kind: EntityKind, max: usize) -> Result<Vec<EntityState>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT state FROM entities WHERE kind = ?1 AND gone = 0 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![kind.as_str(), max as i64], |r| {
+            r.get::<_, String>(0)
+        })?;
+        rows.map(|j| parse_state(&j?)).collect()
+    }
+
+    /// The views of every work order on `asset` this device holds: our own and, since an
+    /// assigned asset brings its history, the past ones. At most `max`, newest change first.
+    pub fn asset_order_views(&self, asset: &str, max: usize) -> Result<Vec<OrderView>> {
+        let mut ids: Vec<(u64, EntityId)> = Vec::new();
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT state FROM entities WHERE kind = 'work_order' AND gone = 0",
+            )?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            for j in rows {
+                let s = parse_state(&j?)?;
+                if s.str("asset_id") == Some(asset) {
+                    let at = s.max_version().map(|v| v.hlc.millis()).unwrap_or(0);
+                    ids.push((at, s.id));
+                }
+            }
+        }
+        ids.sort_by(|a, b| b.cmp(a));
+        ids.truncate(max);
+        let mut out = Vec::with_capacity(ids.len());
+        for (_, id) in ids {
+            if let Some(v) = self.order_view(&id)? {
+                out.push(v);
+            }
+        }
+        Ok(out)
     }
 
     /// The order left this device's scope (reassigned); kept read-only for our own ops.

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod maintenance;
 pub mod media;
 pub mod op;
+pub mod report;
 pub mod schema;
 pub mod scope;
 pub mod sla;

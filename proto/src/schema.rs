@@ -23,10 +23,17 @@ pub enum EntityKind {
     KbArticle,
     MaintenancePlan,
     Contract,
+    // Service report (issue 5).
+    ChecklistTemplate,
+    ChecklistAnswer,
+    TimeEntry,
+    Signoff,
+    Rating,
+    Complaint,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 13] = [
+    pub const ALL: [EntityKind; 19] = [
         EntityKind::WorkOrder,
         EntityKind::Customer,
         EntityKind::Site,
@@ -40,6 +47,12 @@ impl EntityKind {
         EntityKind::KbArticle,
         EntityKind::MaintenancePlan,
         EntityKind::Contract,
+        EntityKind::ChecklistTemplate,
+        EntityKind::ChecklistAnswer,
+        EntityKind::TimeEntry,
+        EntityKind::Signoff,
+        EntityKind::Rating,
+        EntityKind::Complaint,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +70,12 @@ impl EntityKind {
             EntityKind::KbArticle => "kb_article",
             EntityKind::MaintenancePlan => "maintenance_plan",
             EntityKind::Contract => "contract",
+            EntityKind::ChecklistTemplate => "checklist_template",
+            EntityKind::ChecklistAnswer => "checklist_answer",
+            EntityKind::TimeEntry => "time_entry",
+            EntityKind::Signoff => "signoff",
+            EntityKind::Rating => "rating",
+            EntityKind::Complaint => "complaint",
         }
     }
 
@@ -65,11 +84,14 @@ impl EntityKind {
     }
 
     /// Reference data every engineer holds offline, whatever their orders (the parts
-    /// catalog; later the knowledge base and checklist templates).
+    /// catalog, the knowledge base, checklist templates).
     pub fn broadcast(self) -> bool {
         matches!(
             self,
-            EntityKind::Part | EntityKind::KbArticle | EntityKind::Contract
+            EntityKind::Part
+                | EntityKind::KbArticle
+                | EntityKind::Contract
+                | EntityKind::ChecklistTemplate
         )
     }
 
@@ -88,6 +110,12 @@ impl EntityKind {
             EntityKind::KbArticle => &KB_ARTICLE,
             EntityKind::MaintenancePlan => &MAINTENANCE_PLAN,
             EntityKind::Contract => &CONTRACT,
+            EntityKind::ChecklistTemplate => &crate::report::schema::CHECKLIST_TEMPLATE,
+            EntityKind::ChecklistAnswer => &crate::report::schema::CHECKLIST_ANSWER,
+            EntityKind::TimeEntry => &crate::report::schema::TIME_ENTRY,
+            EntityKind::Signoff => &crate::report::schema::SIGNOFF,
+            EntityKind::Rating => &crate::report::schema::RATING,
+            EntityKind::Complaint => &crate::report::schema::COMPLAINT,
         }
     }
 }
@@ -224,7 +252,7 @@ impl KindSpec {
     }
 }
 
-const fn f(name: &'static str, ty: FieldType, owner: Owner) -> FieldSpec {
+pub(crate) const fn f(name: &'static str, ty: FieldType, owner: Owner) -> FieldSpec {
     FieldSpec {
         name,
         ty,
@@ -234,7 +262,7 @@ const fn f(name: &'static str, ty: FieldType, owner: Owner) -> FieldSpec {
     }
 }
 
-const fn req(name: &'static str, ty: FieldType, owner: Owner) -> FieldSpec {
+pub(crate) const fn req(name: &'static str, ty: FieldType, owner: Owner) -> FieldSpec {
     FieldSpec {
         name,
         ty,
@@ -245,7 +273,12 @@ const fn req(name: &'static str, ty: FieldType, owner: Owner) -> FieldSpec {
 }
 
 /// A field of an append-only record, fixed at creation.
-const fn fixed(name: &'static str, ty: FieldType, owner: Owner, required: bool) -> FieldSpec {
+pub(crate) const fn fixed(
+    name: &'static str,
+    ty: FieldType,
+    owner: Owner,
+    required: bool,
+) -> FieldSpec {
     FieldSpec {
         name,
         ty,
@@ -255,8 +288,8 @@ const fn fixed(name: &'static str, ty: FieldType, owner: Owner, required: bool) 
     }
 }
 
-const TEXT_SHORT: FieldType = FieldType::Text { max_chars: 200 };
-const TEXT_LONG: FieldType = FieldType::Text { max_chars: 8_000 };
+pub(crate) const TEXT_SHORT: FieldType = FieldType::Text { max_chars: 200 };
+pub(crate) const TEXT_LONG: FieldType = FieldType::Text { max_chars: 8_000 };
 
 /// Engineer progress states, in the order work usually moves through them.
 pub const STATUSES: &[&str] = &["open", "en-route", "on-site", "on-hold", "completed"];
@@ -339,6 +372,17 @@ pub static WORK_ORDER: KindSpec = KindSpec {
         f("arrived_at", FieldType::Time, Owner::Engineer),
         f("completed_at", FieldType::Time, Owner::Engineer),
         f("signature", FieldType::BlobHash, Owner::Engineer),
+        // Service report (issue 5): which checklist applies, and why the fault happened.
+        f(
+            "work_type",
+            FieldType::Enum(crate::report::schema::WORK_TYPES),
+            Owner::Dispatcher,
+        ),
+        f(
+            "root_cause",
+            FieldType::Text { max_chars: 4_000 },
+            Owner::Engineer,
+        ),
     ],
 };
 

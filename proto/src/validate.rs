@@ -111,7 +111,7 @@ pub fn validate_op(op: &Op, role: Role) -> Result<(), OpError> {
             format!("base version given for {name:?}, which the op does not set"),
         ));
     }
-    Ok(())
+    crate::report::check_op(op)
 }
 
 /// Whether `v` fits the field's type. `null` clears an optional field.

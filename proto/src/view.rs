@@ -100,6 +100,26 @@ pub struct OrderView {
     /// each with its state, deadline and time used, and the escalation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla: Option<crate::sla::OrderSla>,
+    // The service report (issue 5): records oldest first, voided ones included (marked).
+    #[serde(default)]
+    pub work_type: Option<String>,
+    #[serde(default)]
+    pub root_cause: Option<String>,
+    /// Checklist answers: `template_id`, `item`, `value`.
+    #[serde(default)]
+    pub checklist: Vec<RecordView>,
+    /// `activity` (labour, travel) and `minutes`.
+    #[serde(default)]
+    pub time_entries: Vec<RecordView>,
+    /// `signer_name`, `signature` (hash) and `signature_photo` (the photo holding it).
+    #[serde(default)]
+    pub signoffs: Vec<RecordView>,
+    /// `score` 1-5 and `comment`.
+    #[serde(default)]
+    pub ratings: Vec<RecordView>,
+    /// `text`, `follow_up_order`, `resolved`.
+    #[serde(default)]
+    pub complaints: Vec<RecordView>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +229,13 @@ pub fn order_view_at<'a>(
         rejected: Vec::new(),
         contract: None,
         sla: None,
+        work_type: order.str("work_type").map(str::to_owned),
+        root_cause: order.str("root_cause").map(str::to_owned),
+        checklist: Vec::new(),
+        time_entries: Vec::new(),
+        signoffs: Vec::new(),
+        ratings: Vec::new(),
+        complaints: Vec::new(),
     };
     let is = |field: &str, s: &EntityState| order.str(field) == Some(s.id.as_str());
     let mut contract = None;
@@ -223,6 +250,11 @@ pub fn order_view_at<'a>(
             EntityKind::Photo if linked => view.photos.push(record(s, "order_id")),
             EntityKind::Conflict if linked => view.conflicts.push(conflict(s)),
             EntityKind::Contract if is("contract_id", s) => contract = Some(s),
+            EntityKind::ChecklistAnswer if linked => view.checklist.push(record(s, "order_id")),
+            EntityKind::TimeEntry if linked => view.time_entries.push(record(s, "order_id")),
+            EntityKind::Signoff if linked => view.signoffs.push(record(s, "order_id")),
+            EntityKind::Rating if linked => view.ratings.push(record(s, "order_id")),
+            EntityKind::Complaint if linked => view.complaints.push(record(s, "order_id")),
             _ => {}
         }
     }
@@ -239,12 +271,18 @@ pub fn order_view_at<'a>(
             view.sla = crate::sla::order::order_sla(order, Some(c), tier, now);
         }
     }
-    view.notes
-        .sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
-    view.parts
-        .sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
-    view.photos
-        .sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+    for list in [
+        &mut view.notes,
+        &mut view.parts,
+        &mut view.photos,
+        &mut view.checklist,
+        &mut view.time_entries,
+        &mut view.signoffs,
+        &mut view.ratings,
+        &mut view.complaints,
+    ] {
+        list.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+    }
     view.conflicts.sort_by(|a, b| a.id.cmp(&b.id));
     view
 }

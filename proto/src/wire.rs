@@ -140,6 +140,9 @@ pub struct CreateOrderRequest {
     /// The contract in force (default: the customer's contract covering the asset/site).
     #[serde(default)]
     pub contract_id: Option<String>,
+    /// `inspection`, `repair` or `installation`: picks the checklist.
+    #[serde(default)]
+    pub work_type: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

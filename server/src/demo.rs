@@ -191,6 +191,47 @@ pub fn seed(store: &dyn Store) -> anyhow::Result<bool> {
             "Glycol temperature drifting 3 K above setpoint overnight.",
         ),
     ];
+    // Checklists per work type (every engineer's laptop holds them).
+    let templates = [
+        (
+            "cl-repair",
+            "repair",
+            "Repair checklist",
+            "isolated | Unit isolated and locked out | yes/no\n\
+             fault_found | Fault found as reported | yes/no\n\
+             pressure | Operating pressure after repair (bar) | number\n\
+             leak_test | Leak test passed | yes/no\n\
+             remarks | Remarks",
+        ),
+        (
+            "cl-inspection",
+            "inspection",
+            "Annual inspection",
+            "visual | Visual inspection: no damage or corrosion | yes/no\n\
+             flue_co2 | Flue gas CO2 (%) | number\n\
+             safety_valves | Safety valves tested | yes/no\n\
+             remarks | Remarks",
+        ),
+        (
+            "cl-installation",
+            "installation",
+            "Installation and commissioning",
+            "position | Positioned and levelled as per drawing | yes/no\n\
+             commissioned | Commissioned and run for 30 minutes | yes/no\n\
+             handover | Customer shown how to operate | yes/no\n\
+             remarks | Remarks",
+        ),
+    ];
+    for (id, work_type, title, items) in templates {
+        put(
+            store,
+            &dana,
+            EntityKind::ChecklistTemplate,
+            id,
+            json!({"work_type": work_type, "title": title, "items": items}),
+        )?;
+    }
+    let work_types = ["repair", "inspection", "repair", "repair"];
     for (i, (who, cust, site, asset, prio, desc)) in orders.into_iter().enumerate() {
         let start = today + (8 + 2 * i as u64) * 3600 * 1000;
         put(
@@ -200,9 +241,27 @@ pub fn seed(store: &dyn Store) -> anyhow::Result<bool> {
             &format!("wo-{}", 1001 + i),
             json!({"description": desc, "priority": prio, "assignee": who, "customer_id": cust,
                    "site_id": site, "asset_id": asset, "scheduled_start": start,
-                   "scheduled_end": start + 2 * 3600 * 1000}),
+                   "scheduled_end": start + 2 * 3600 * 1000, "work_type": work_types[i]}),
         )?;
     }
+    // Chiller 7's last repair, by Sam: Eve's laptop holds it as the asset's history.
+    let admin = Actor {
+        user: "admin".into(),
+        role: Role::Admin,
+        device: None,
+    };
+    put(
+        store,
+        &admin,
+        EntityKind::WorkOrder,
+        "wo-0917",
+        json!({"description": "Chiller 7 high pressure trips in the afternoon heat.", "priority": 2,
+               "assignee": "sam", "customer_id": "cust-northwind", "site_id": "site-nw-plant",
+               "asset_id": "asset-chiller-7", "work_type": "repair", "status": "completed",
+               "arrived_at": today - 90 * day, "completed_at": today - 90 * day + 3 * 3600 * 1000,
+               "fault_code": "HP-TRIP", "root_cause": "Condenser coil fouled",
+               "resolution": "Cleaned the condenser coil; HP cut-out tested at 27 bar"}),
+    )?;
     put(
         store,
         &dana,
@@ -225,7 +284,7 @@ pub fn instructions(url: &str, ca: &Path, data_dir: &Path) -> String {
 Users (name / password / role):
   dana  / dispatch-demo / dispatcher
   eve   / field-demo    / engineer (3 orders assigned)
-  sam   / field-demo    / engineer (1 order assigned)
+  sam   / field-demo    / engineer (2 orders: one open, one completed last quarter)
   admin / admin-demo    / admin
 
 Try an engineer's offline day in another terminal:
@@ -236,7 +295,13 @@ Try an engineer's offline day in another terminal:
   cargo run --release --bin fieldsync -- progress wo-1001 on-site
   cargo run --release --bin fieldsync -- note wo-1001 \"HP switch faulty, replacing\"
   cargo run --release --bin fieldsync -- parts use wo-1001 --sku HPS-220 --qty 1
+  cargo run --release --bin fieldsync -- history asset-chiller-7
+  cargo run --release --bin fieldsync -- checklist wo-1001 --answer isolated=yes --answer fault_found=yes
+  cargo run --release --bin fieldsync -- time wo-1001 --labour 75
+  cargo run --release --bin fieldsync -- resolve wo-1001 --fault-code HP-TRIP --root-cause \"HP switch worn\"
+  cargo run --release --bin fieldsync -- rate wo-1001 5 --comment \"Quick and clear\"
   cargo run --release --bin fieldsync -- progress wo-1001 completed --resolution \"Replaced HP switch, tested OK\"
+  cargo run --release --bin fieldsync -- report wo-1001 --out wo-1001.html
   cargo run --release --bin fieldsync -- sync --json
 
 And as the dispatcher, with curl:

@@ -28,6 +28,8 @@ pub const KINDS: &[(&str, EntityKind)] = &[
     ("assets", EntityKind::Asset),
     ("work-orders", EntityKind::WorkOrder),
     ("parts", EntityKind::Part),
+    // Checklists per work type; `items` is a quoted multi-line cell, one item per line.
+    ("checklist-templates", EntityKind::ChecklistTemplate),
 ];
 
 #[derive(Debug, thiserror::Error)]

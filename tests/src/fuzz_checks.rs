@@ -867,6 +867,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             reporter: Some("Ann, 555-0100".into()),
             reported_at: None,
             contract_id: None,
+            work_type: Some("repair".into()),
         }),
     );
     add(

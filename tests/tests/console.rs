@@ -605,6 +605,30 @@ fn order_photos_in_the_console() {
     b.exec("document.getElementById('photos-h').scrollIntoView()")
         .unwrap();
     shoot(&b, "photos-en");
+
+    // The printable service report: its inline stylesheet is allowed by its hash under the
+    // report's own CSP (the page is styled), and the stored photo loads.
+    b.goto(&format!("{}/console/orders/{order}/report", server.url))
+        .unwrap();
+    b.wait_css("main.report").unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "the report's photo to load",
+        || {
+            let js = "var i = document.querySelectorAll('.photos img');
+            return i.length > 0 && Array.prototype.every.call(i, function (x) { return x.complete && x.naturalWidth > 0; });";
+            (b.exec(js).ok()? == json!(true)).then_some(())
+        },
+    );
+    let styled = b
+        .exec("return getComputedStyle(document.body).backgroundColor;")
+        .unwrap();
+    assert_eq!(
+        styled,
+        json!("rgb(238, 238, 238)"),
+        "the report's style applies"
+    );
+    shoot(&b, "report-en");
 }
 
 /// WebDriver's Enter key.

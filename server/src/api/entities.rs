@@ -19,7 +19,7 @@ use super::extract::json_error;
 use super::{now_ms, ApiError, AppState, Auth, JsonBody};
 use crate::store::{Actor, ServerWrite};
 
-fn new_id(now: u64) -> EntityId {
+pub(crate) fn new_id(now: u64) -> EntityId {
     let mut r = [0u8; 10];
     rand::thread_rng().fill_bytes(&mut r);
     EntityId::generate(now, r)

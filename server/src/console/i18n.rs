@@ -152,6 +152,7 @@ pub static CATALOG: &[(&str, &str, &str)] = &[
     ("channel.email", "Email", "邮件"),
     ("channel.web", "Web", "网页"),
     ("channel.on-site", "On site", "现场"),
+    ("channel.preventive", "Preventive maintenance", "预防性维护"),
     ("intake.title", "New work order", "新建工单"),
     ("intake.search_hint", "Type a name or id to search.", "输入名称或编号搜索。"),
     ("intake.submit", "Create order", "创建工单"),
@@ -176,6 +177,27 @@ pub static CATALOG: &[(&str, &str, &str)] = &[
     ("detail.save", "Save", "保存"),
     ("detail.saved", "Saved.", "已保存。"),
     ("detail.assign", "Assign / schedule", "分配 / 预约"),
+    ("detail.report", "Printable service report", "打印服务报告"),
+    ("field.work_type", "Type of visit", "服务类型"),
+    ("work_type.inspection", "Inspection", "巡检"),
+    ("work_type.repair", "Repair", "维修"),
+    ("work_type.installation", "Installation", "安装"),
+    ("rp.title", "Service report", "服务报告"),
+    ("rp.root_cause", "Root cause", "根本原因"),
+    ("rp.checklist", "Checklist answers", "检查清单记录"),
+    ("rp.time", "Time", "工时"),
+    ("rp.labour", "labour", "人工"),
+    ("rp.travel", "travel", "路程"),
+    ("rp.signed", "Customer sign-off", "客户签字"),
+    ("rp.rating", "Satisfaction", "满意度"),
+    ("cp.title", "Complaints", "投诉"),
+    ("cp.text", "Customer complaint", "客户投诉内容"),
+    ("cp.add", "Log complaint", "登记投诉"),
+    ("cp.follow_up", "Schedule follow-up visit", "安排回访"),
+    ("cp.follow_up_order", "Follow-up visit", "回访工单"),
+    ("cp.logged", "Complaint logged.", "投诉已登记。"),
+    ("cp.follow_up_created", "Follow-up visit created: assign it.", "回访工单已创建，请分配。"),
+    ("cp.follow_up_desc", "Follow-up visit after a complaint on", "投诉回访，原工单"),
     ("detail.notes", "Notes", "备注"),
     ("detail.parts", "Parts used", "使用的备件"),
     ("detail.photos", "Photos", "照片"),
@@ -262,6 +284,22 @@ mod tests {
         for (k, en, zh) in CATALOG {
             assert!(keys.insert(*k), "duplicate key {k}");
             assert!(!en.is_empty() && !zh.is_empty(), "{k} lacks a translation");
+        }
+    }
+
+    /// Every value the console labels through the catalog has a label: a schema enum
+    /// that gains a value must gain its strings too.
+    #[test]
+    fn every_enum_value_shown_has_a_label() {
+        let has = |k: String| CATALOG.iter().any(|e| e.0 == k);
+        for c in fieldsync_proto::schema::CHANNELS {
+            assert!(has(format!("channel.{c}")), "channel.{c}");
+        }
+        for s in fieldsync_proto::schema::STATUSES {
+            assert!(has(format!("status.{s}")), "status.{s}");
+        }
+        for w in fieldsync_proto::report::schema::WORK_TYPES {
+            assert!(has(format!("work_type.{w}")), "work_type.{w}");
         }
     }
 

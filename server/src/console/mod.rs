@@ -11,11 +11,13 @@
 // allocation on the one path that uses it.
 #![allow(clippy::result_large_err)]
 
+mod complaints;
 mod html;
 pub mod i18n;
 mod pages;
 mod photos;
 mod profiles;
+mod report;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION};
@@ -47,6 +49,12 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/orders/{id}", get(pages::detail))
         .route("/console/orders/{id}/edit", post(pages::edit))
+        .route("/console/orders/{id}/report", get(report::page))
+        .route("/console/orders/{id}/complaints", post(complaints::add))
+        .route(
+            "/console/complaints/{id}/follow-up",
+            post(complaints::follow_up),
+        )
         .route(
             "/console/orders/{id}/assign",
             get(pages::assign_form).post(pages::assign),

@@ -569,6 +569,13 @@ fn intake_page(s: &Session, f: &Form, errs: &IntakeErrors, refused: Option<Strin
         .iter()
         .map(|c| (c.to_string(), t(&format!("channel.{c}")).to_owned()))
         .collect();
+    // Which checklist the engineer fills in (none when not set).
+    let mut work_types = vec![(String::new(), "—".to_owned())];
+    work_types.extend(
+        fieldsync_proto::report::schema::WORK_TYPES
+            .iter()
+            .map(|w| (w.to_string(), t(&format!("work_type.{w}")).to_owned())),
+    );
     let body = format!(
         r#"{refused}<form method="post" action="/console/orders/new" class="card" id="intake" novalidate>
 <input type="hidden" name="csrf" value="{csrf}">
@@ -577,6 +584,7 @@ fn intake_page(s: &Session, f: &Form, errs: &IntakeErrors, refused: Option<Strin
 <div class="field"><label for="description">{ld}</label><textarea id="description" name="description" rows="4"{dinv}>{dv}</textarea>{derr}</div>
 <div class="field"><label for="channel">{lch}</label><select id="channel" name="channel">{co}</select></div>
 <div class="field"><label for="reporter">{lr}</label><input id="reporter" name="reporter" value="{rv}"></div>
+<div class="field"><label for="work_type">{lwt}</label><select id="work_type" name="work_type">{wto}</select></div>
 <button type="submit">{submit}</button></form>"#,
         refused = refused
             .map(|m| format!(
@@ -608,6 +616,8 @@ fn intake_page(s: &Session, f: &Form, errs: &IntakeErrors, refused: Option<Strin
         ),
         lr = t("field.reporter"),
         rv = esc(f.get("reporter")),
+        lwt = t("field.work_type"),
+        wto = options(&work_types, f.get("work_type")),
         submit = t("intake.submit"),
     );
     let status = if errs.0.is_empty() {
@@ -674,6 +684,7 @@ pub async fn intake(State(app): State<AppState>, s: Session, body: Bytes) -> Pag
         ("asset", "asset_id"),
         ("channel", "channel"),
         ("reporter", "reporter"),
+        ("work_type", "work_type"),
     ] {
         if let Some(v) = f.opt(form_name) {
             fields.insert(field.to_owned(), Value::from(v));
@@ -791,6 +802,8 @@ fn msg_text(lang: Lang, key: &str) -> &'static str {
         "revoked" => lang.t("eng.revoked_msg"),
         "already_resolved" => lang.t("err.already_resolved"),
         "profile_saved" => lang.t("eng.profile_saved"),
+        "complaint" => lang.t("cp.logged"),
+        "follow_up" => lang.t("cp.follow_up_created"),
         _ => "",
     }
 }
@@ -860,7 +873,7 @@ async fn render_detail(
 <dt>{larr}</dt><dd>{arr}</dd><dt>{lcomp}</dt><dd>{comp}</dd>
 <dt>{lres}</dt><dd>{res}</dd><dt>{lfc}</dt><dd>{fc}</dd>
 </dl>
-<p><a class="button" id="assign-link" href="/console/orders/{ide}/assign">{assign}</a></p>"#,
+<p><a class="button" id="assign-link" href="/console/orders/{ide}/assign">{assign}</a> <a class="button" id="report-link" href="/console/orders/{ide}/report">{report}</a></p>"#,
         ls = t("field.status"),
         st = status_label(lang, &o.status),
         cancel = if o.cancelled {
@@ -913,6 +926,7 @@ async fn render_detail(
             .unwrap_or_else(|| "—".into()),
         ide = enc(&o.id),
         assign = t("detail.assign"),
+        report = t("detail.report"),
     );
     b.push_str(&sla_block(lang, &v));
     // Edit: the versions shown travel with the form, so an engineer's change that lands
@@ -1014,6 +1028,8 @@ async fn render_detail(
         )
     }));
     b.push_str(&super::photos::gallery(lang, &v.photos));
+    b.push_str(&super::report::summary_section(lang, &v));
+    b.push_str(&super::complaints::section(lang, s, &o.id, &v.complaints));
     // Timeline.
     let _ = write!(
         b,

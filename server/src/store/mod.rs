@@ -290,6 +290,10 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
     ) -> Result<Option<EntityState>, StoreError>;
 
+    /// Up to `limit` entities of `kind`, by id: reference data the office reads whole
+    /// (checklist templates).
+    fn all_of_kind(&self, kind: EntityKind, limit: usize) -> Result<Vec<EntityState>, StoreError>;
+
     /// The server sequence after the last commit; it changes on every write, so
     /// notifications (console, agents' live channel) wait on it instead of polling.
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;

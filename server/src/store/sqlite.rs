@@ -2,13 +2,14 @@
 //! writer anyway; the mutex makes server sequences contiguous per commit), and a small
 //! pool of readers that WAL lets run beside it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use fieldsync_proto::apply::{apply_op, conflict_entity, conflict_id};
 use fieldsync_proto::maintenance;
+use fieldsync_proto::report::checklist;
 use fieldsync_proto::scope::{self, order_move, order_of, order_refs};
 use fieldsync_proto::sla;
 use fieldsync_proto::state::Version;
@@ -36,11 +37,15 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_console.sql"),
     include_str!("../../migrations/0004_board_speed.sql"),
     include_str!("../../migrations/0005_board_read_model.sql"),
+    include_str!("../../migrations/0006_asset_history.sql"),
 ];
 /// Idle reader connections kept open.
 const READER_POOL_CONNECTIONS_MAX: usize = 8;
 /// Orders returned by one list request.
 const LIST_ORDERS_MAX: usize = 5_000;
+/// Past orders of an asset that reach an engineer newly assigned to it (newest first):
+/// the service history worth carrying offline. Later writes to older ones still arrive.
+const ASSET_HISTORY_ORDERS_MAX: usize = 200;
 
 pub struct SqliteStore {
     path: std::path::PathBuf,
@@ -320,9 +325,7 @@ impl WriteTx<'_> {
         };
         let held_once = self
             .tx
-            .prepare_cached(
-                "SELECT 1 FROM feed WHERE user = ?1 AND kind = 'work_order' AND id = ?2",
-            )?
+            .prepare_cached("SELECT 1 FROM held WHERE user = ?1 AND order_id = ?2")?
             .query_row(params![user, order.as_str()], |_| Ok(()))
             .optional()?
             .is_some();
@@ -481,17 +484,48 @@ impl WriteTx<'_> {
         match after.kind {
             EntityKind::WorkOrder => {
                 let m = order_move(before, after);
-                if let Some(h) = &m.holder {
-                    self.feed_put(h, EntityKind::WorkOrder, id, false)?;
-                    let arriving = if m.entered {
-                        // A new order has no records yet: their creates need it to exist.
-                        let children = match before {
-                            Some(_) => self.children(id)?,
-                            None => Vec::new(),
-                        };
-                        for (kind, child) in children {
-                            self.feed_put(h, kind, &child, false)?;
+                let asset_before = before.and_then(|b| b.str("asset_id"));
+                let asset_after = after.str("asset_id");
+                let (held_before, held_after) =
+                    (before.and_then(scope::holder), scope::holder(after));
+                // Who sees the order: its holder, and whoever holds another order on its
+                // asset (the asset's service history). Those who start seeing it get its
+                // records too; those who stop get departures.
+                let mut seen_before: BTreeSet<String> =
+                    held_before.into_iter().map(str::to_owned).collect();
+                if let Some(a) = asset_before {
+                    seen_before.extend(self.asset_holders(a, id)?);
+                }
+                let mut seen_after: BTreeSet<String> =
+                    held_after.into_iter().map(str::to_owned).collect();
+                if let Some(a) = asset_after {
+                    seen_after.extend(self.asset_holders(a, id)?);
+                }
+                for u in &seen_after {
+                    self.feed_put(u, EntityKind::WorkOrder, id, false)?;
+                    // A new order has no records yet: their creates need it to exist.
+                    if before.is_some() && !seen_before.contains(u) {
+                        for (kind, child) in self.children(id)? {
+                            self.feed_put(u, kind, &child, false)?;
                         }
+                    }
+                }
+                for u in seen_before.difference(&seen_after) {
+                    self.feed_put(u, EntityKind::WorkOrder, id, true)?;
+                    for (kind, child) in self.children(id)? {
+                        self.feed_put(u, kind, &child, true)?;
+                    }
+                }
+                if let Some(h) = &m.holder {
+                    if m.entered {
+                        // Recorded once per holding, not on every write.
+                        self.tx
+                            .prepare_cached(
+                                "INSERT OR IGNORE INTO held (user, order_id) VALUES (?1, ?2)",
+                            )?
+                            .execute(params![h, id])?;
+                    }
+                    let arriving = if m.entered {
                         order_refs(after)
                     } else {
                         m.refs_added.clone()
@@ -508,13 +542,29 @@ impl WriteTx<'_> {
                     }
                 }
                 if let Some(l) = &m.left {
-                    self.feed_put(l, EntityKind::WorkOrder, id, true)?;
-                    for (kind, child) in self.children(id)? {
-                        self.feed_put(l, kind, &child, true)?;
-                    }
                     for r in before.map(order_refs).unwrap_or_default() {
                         if !self.still_referenced(l, &r, id)? {
                             self.feed_put(l, r.0, r.1.as_str(), true)?;
+                        }
+                    }
+                }
+                // The asset's history follows its holders: one new to the asset receives
+                // its other orders; one who no longer holds any order on it loses them.
+                if let (Some(h), Some(a)) = (held_after, asset_after) {
+                    let had = held_before == Some(h) && asset_before == Some(a);
+                    let asset = (EntityKind::Asset, EntityId::from(a));
+                    if !had && !self.still_referenced(h, &asset, id)? {
+                        for o in self.asset_orders(a, id, ASSET_HISTORY_ORDERS_MAX)? {
+                            self.feed_with_children(h, &o, false)?;
+                        }
+                    }
+                }
+                if let (Some(h), Some(a)) = (held_before, asset_before) {
+                    let has = held_after == Some(h) && asset_after == Some(a);
+                    let asset = (EntityKind::Asset, EntityId::from(a));
+                    if !has && !self.still_referenced(h, &asset, id)? {
+                        for o in self.asset_orders(a, id, usize::MAX)? {
+                            self.feed_with_children(h, &o, true)?;
                         }
                     }
                 }
@@ -545,13 +595,79 @@ impl WriteTx<'_> {
             }
             _ => {
                 if let Some(order) = order_of(after) {
-                    if let Some(h) = self.holder_of(order.as_str())? {
-                        self.feed_put(&h, after.kind, id, false)?;
+                    let (holder, asset) = self.holder_and_asset(order.as_str())?;
+                    let mut seen: BTreeSet<String> = holder.into_iter().collect();
+                    if let Some(a) = asset {
+                        seen.extend(self.asset_holders(&a, "")?);
+                    }
+                    for u in seen {
+                        self.feed_put(&u, after.kind, id, false)?;
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// The engineers holding an order on `asset` other than `except`: they hold its
+    /// service history.
+    fn asset_holders(&self, asset: &str, except: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT DISTINCT assignee FROM entities
+                 WHERE kind = 'work_order' AND asset_id = ?1 AND id != ?2 AND assignee IS NOT NULL",
+            )?
+            .query_map(params![asset, except], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// The orders on `asset` other than `except`, newest first, at most `max`.
+    fn asset_orders(
+        &self,
+        asset: &str,
+        except: &str,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT id FROM entities WHERE kind = 'work_order' AND asset_id = ?1 AND id != ?2
+                 ORDER BY seq DESC LIMIT ?3",
+            )?
+            .query_map(
+                params![asset, except, max.min(i64::MAX as usize) as i64],
+                |r| r.get(0),
+            )?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// An order and every record on it, entering (or leaving) `user`'s feed.
+    fn feed_with_children(
+        &mut self,
+        user: &str,
+        order: &str,
+        gone: bool,
+    ) -> Result<(), StoreError> {
+        self.feed_put(user, EntityKind::WorkOrder, order, gone)?;
+        for (kind, child) in self.children(order)? {
+            self.feed_put(user, kind, &child, gone)?;
+        }
+        Ok(())
+    }
+
+    fn holder_and_asset(
+        &self,
+        order_id: &str,
+    ) -> Result<(Option<String>, Option<String>), StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT assignee, asset_id FROM entities WHERE kind = 'work_order' AND id = ?1",
+            )?
+            .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((None, None)))
     }
 
     fn engineers(&self) -> Result<Vec<String>, StoreError> {
@@ -594,16 +710,20 @@ impl WriteTx<'_> {
         let current = self.load(op.kind, op.id.as_str())?;
         let link = op.order_link();
         let in_scope = role != Role::Engineer || {
-            let now_in = match (op.op, &link) {
-                (OpKind::Set, _) => self.in_feed(user, op.kind, op.id.as_str())?,
-                (OpKind::Create, Some(order)) if op.kind != EntityKind::WorkOrder => {
-                    self.in_feed(user, EntityKind::WorkOrder, order.as_str())?
-                }
-                _ => false,
-            };
             let order = match op.op {
                 OpKind::Set => current.as_ref().and_then(order_of),
                 OpKind::Create => link.clone(),
+            };
+            // An order and its records are the holder's to write. Being in the feed is
+            // not enough: the feed also holds the asset's past orders, to read.
+            let order_scoped =
+                op.kind == EntityKind::WorkOrder || op.kind.spec().order_link.is_some();
+            let now_in = match (&order, op.op) {
+                (Some(o), _) if order_scoped => {
+                    self.holder_of(o.as_str())?.as_deref() == Some(user)
+                }
+                (_, OpKind::Set) if !order_scoped => self.in_feed(user, op.kind, op.id.as_str())?,
+                _ => false,
             };
             now_in || self.held_at(user, order.as_ref(), op.hlc)?
         };
@@ -615,6 +735,9 @@ impl WriteTx<'_> {
             return Ok(Err(e));
         }
         if let Some(e) = self.check_refs(op, link.as_ref())? {
+            return Ok(Err(e));
+        }
+        if let Some(e) = self.check_report(op, link.as_ref())? {
             return Ok(Err(e));
         }
         let applied = apply_op(current.as_ref(), op, dev, user);
@@ -739,6 +862,51 @@ impl WriteTx<'_> {
             fields.entry(k).or_insert(v);
         }
         Ok(())
+    }
+
+    /// Report records checked against what they refer to: an answer against its checklist
+    /// template (the agent runs the same `check_answer` offline), a sign-off against the
+    /// photo record holding its signature.
+    fn check_report(
+        &self,
+        op: &Op,
+        link: Option<&EntityId>,
+    ) -> Result<Option<OpError>, StoreError> {
+        if op.op != OpKind::Create {
+            return Ok(None);
+        }
+        let s = |k: &str| op.fields.get(k).and_then(Value::as_str).unwrap_or_default();
+        match op.kind {
+            EntityKind::ChecklistAnswer => {
+                let template = self.load(EntityKind::ChecklistTemplate, s("template_id"))?;
+                Ok(checklist::check_answer(
+                    template.as_ref(),
+                    s("template_id"),
+                    s("item"),
+                    s("value"),
+                )
+                .err())
+            }
+            EntityKind::Signoff => {
+                let photo = self.load(EntityKind::Photo, s("signature_photo"))?;
+                let fits = photo.is_some_and(|p| {
+                    p.str("hash") == Some(s("signature"))
+                        && p.str("order_id") == link.map(EntityId::as_str)
+                });
+                Ok((!fits).then(|| {
+                    OpError::new(
+                        "invalid_value",
+                        format!(
+                            "sign-off {}: photo {} is not this order's signature image {}",
+                            op.id,
+                            s("signature_photo"),
+                            s("signature")
+                        ),
+                    )
+                }))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// A write made on the server (console, API, import) as the server device's next op.
@@ -1318,6 +1486,17 @@ impl Store for SqliteStore {
             }
             let now = wall_ms();
             Ok(Some(view::order_view_at(&order, &related, Some(now))))
+        })
+    }
+
+    fn all_of_kind(&self, kind: EntityKind, limit: usize) -> Result<Vec<EntityState>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT state FROM entities WHERE kind = ?1 ORDER BY id LIMIT ?2")?
+                .query_map(params![kind.as_str(), limit as i64], |r| {
+                    r.get::<_, String>(0)
+                })?
+                .map(|j| parse_state(&j?))
+                .collect()
         })
     }
 
@@ -2078,5 +2257,191 @@ mod tests {
                 "{user}: the catalog is in the scope digest"
             );
         }
+    }
+
+    #[test]
+    fn an_assigned_asset_brings_its_history_to_read_not_to_write() {
+        let (_dir, store) = seeded();
+        store.add_user("sam", Role::Engineer, "x", NOW_MS).unwrap();
+        let dana = Actor {
+            user: "dana".into(),
+            role: Role::Dispatcher,
+            device: None,
+        };
+        let eve = Actor {
+            user: "eve".into(),
+            role: Role::Engineer,
+            device: None,
+        };
+        let op = |seq: u64, kind: EntityKind, id: &str, o: OpKind, f: &[(&str, Value)]| Op {
+            kind,
+            ..order_op(seq, id, o, f)
+        };
+        let ids = |page: &PullPage<Box<RawValue>>| -> Vec<String> {
+            page.entities
+                .iter()
+                .map(|e| {
+                    serde_json::from_str::<Value>(e.get()).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect()
+        };
+        let r = store
+            .push(
+                &dana,
+                1,
+                &[
+                    op(
+                        31,
+                        EntityKind::Asset,
+                        "a1",
+                        OpKind::Create,
+                        &[("model", "CR 15".into())],
+                    ),
+                    op(
+                        32,
+                        EntityKind::WorkOrder,
+                        "w-past",
+                        OpKind::Create,
+                        &[
+                            ("description", "noisy".into()),
+                            ("priority", 3.into()),
+                            ("assignee", "sam".into()),
+                            ("asset_id", "a1".into()),
+                        ],
+                    ),
+                    op(
+                        33,
+                        EntityKind::Note,
+                        "n-past",
+                        OpKind::Create,
+                        &[
+                            ("order_id", "w-past".into()),
+                            ("text", "bearing replaced".into()),
+                        ],
+                    ),
+                ],
+                NOW_MS,
+            )
+            .unwrap();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        let cursor = store.pull(&eve, 0, 1_000).unwrap().cursor;
+        let r = store
+            .push(
+                &dana,
+                1,
+                &[op(
+                    34,
+                    EntityKind::WorkOrder,
+                    "w-new",
+                    OpKind::Create,
+                    &[
+                        ("description", "leaking".into()),
+                        ("priority", 2.into()),
+                        ("assignee", "eve".into()),
+                        ("asset_id", "a1".into()),
+                    ],
+                )],
+                NOW_MS,
+            )
+            .unwrap();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        let page = store.pull(&eve, cursor, 1_000).unwrap();
+        let got = ids(&page);
+        for id in ["w-new", "a1", "w-past", "n-past"] {
+            assert!(got.contains(&id.to_owned()), "{id} reaches eve: {got:?}");
+        }
+        // Later records on the past order follow.
+        let cursor = page.cursor;
+        store
+            .push(
+                &dana,
+                1,
+                &[op(
+                    35,
+                    EntityKind::Note,
+                    "n-past-2",
+                    OpKind::Create,
+                    &[
+                        ("order_id", "w-past".into()),
+                        ("text", "customer called".into()),
+                    ],
+                )],
+                NOW_MS,
+            )
+            .unwrap();
+        let page = store.pull(&eve, cursor, 1_000).unwrap();
+        assert_eq!(ids(&page), vec!["n-past-2".to_owned()]);
+        let cursor = page.cursor;
+
+        // To read, not to write: the past order and its records are sam's. (Eve's device
+        // pushed seqs 1-32 in `seeded`.)
+        let eve_dev = Actor {
+            device: Some(2),
+            ..eve.clone()
+        };
+        let r = store
+            .push(
+                &eve_dev,
+                2,
+                &[
+                    op(
+                        33,
+                        EntityKind::WorkOrder,
+                        "w-past",
+                        OpKind::Set,
+                        &[("status", "on-site".into())],
+                    ),
+                    op(
+                        34,
+                        EntityKind::Note,
+                        "n-eve",
+                        OpKind::Create,
+                        &[("order_id", "w-past".into()), ("text", "me too".into())],
+                    ),
+                    op(
+                        35,
+                        EntityKind::Note,
+                        "n-eve-2",
+                        OpKind::Create,
+                        &[("order_id", "w-new".into()), ("text", "on my way".into())],
+                    ),
+                ],
+                NOW_MS,
+            )
+            .unwrap();
+        let refused: Vec<(u64, &str)> = r
+            .rejected
+            .iter()
+            .map(|x| (x.seq, x.code.as_str()))
+            .collect();
+        assert_eq!(refused, vec![(33, "out_of_scope"), (34, "out_of_scope")]);
+
+        // When eve holds no order on the asset any more, its history leaves her feed.
+        store
+            .push(
+                &dana,
+                1,
+                &[op(
+                    36,
+                    EntityKind::WorkOrder,
+                    "w-new",
+                    OpKind::Set,
+                    &[("assignee", "sam".into())],
+                )],
+                NOW_MS,
+            )
+            .unwrap();
+        let page = store.pull(&eve, cursor, 1_000).unwrap();
+        let left: Vec<&str> = page.left.iter().map(|l| l.id.as_str()).collect();
+        for id in ["w-new", "w-past", "n-past", "n-past-2", "n-eve-2", "a1"] {
+            assert!(left.contains(&id), "{id} left eve's scope: {left:?}");
+        }
+        let digest = store.digest(&eve).unwrap();
+        let rest: Vec<String> = ids(&store.pull(&eve, 0, 1_000).unwrap());
+        assert!(!rest.iter().any(|i| i == "w-past"), "{rest:?}");
+        assert!(digest.entities >= 30, "eve still holds her own 30 orders");
     }
 }

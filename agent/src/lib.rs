@@ -12,6 +12,7 @@ pub mod kb;
 pub mod live;
 mod migrate;
 pub mod photos;
+pub mod stock;
 pub mod store;
 pub mod sync;
 pub mod upload;

@@ -395,6 +395,12 @@ impl Store {
             }
         }
         let in_scope = match op.order_link() {
+            // A stock record is the engineer's when it concerns their own van: the same
+            // rules the server applies, on what this device holds.
+            _ if kind.located() => {
+                crate::stock::check_offline(&tx, &op, &who, current.as_ref())?;
+                true
+            }
             Some(order) => local_view(&tx, EntityKind::WorkOrder, order.as_str(), &who)?.is_some(),
             None => current.is_some(),
         };
@@ -430,6 +436,25 @@ impl Store {
     pub fn view(&self, kind: EntityKind, id: &str) -> Result<Option<EntityState>> {
         let who = self.require_enrollment()?;
         local_view(&self.conn, kind, id, &who)
+    }
+
+    /// Every entity of these kinds as the engineer sees them (confirmed state plus pending
+    /// ops), leaving out what left the scope.
+    pub fn states_of(&self, kinds: &[EntityKind]) -> Result<Vec<EntityState>> {
+        let who = self.require_enrollment()?;
+        states_of(&self.conn, kinds, &who)
+    }
+
+    /// Our own ops not yet acknowledged for this entity.
+    pub fn unsent(&self, kind: EntityKind, id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM outbox WHERE kind = ?1 AND id = ?2 AND rejected_code IS NULL LIMIT 1",
+            )?
+            .query_row(params![kind.as_str(), id], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// Work orders as the engineer sees them, newest change first.
@@ -517,6 +542,18 @@ impl Store {
         for (kind, rid) in order_refs(&order) {
             if let Some(s) = load(&self.conn, kind, rid.as_str())? {
                 related.insert((kind, rid.0), s);
+            }
+        }
+        // Parts used are consumption movements, filed under the van rather than the order;
+        // the catalog gives their SKU.
+        for s in states_of(
+            &self.conn,
+            &[EntityKind::StockMovement, EntityKind::Part],
+            &who,
+        )? {
+            let ours = s.kind == EntityKind::Part || s.str("order_id") == Some(id.as_str());
+            if ours {
+                related.insert((s.kind, s.id.0.clone()), s);
             }
         }
         let mut v = view::order_view(&order, related.values());
@@ -832,7 +869,7 @@ impl Store {
     }
 }
 
-fn is_gone(conn: &Connection, order_id: &str) -> Result<bool> {
+pub(crate) fn is_gone(conn: &Connection, order_id: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT gone FROM entities WHERE kind = 'work_order' AND id = ?1")?
         .query_row([order_id], |r| r.get::<_, bool>(0))
@@ -853,7 +890,34 @@ fn purge_gone(tx: &Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
-fn local_view(
+pub(crate) fn states_of(
+    conn: &Connection,
+    kinds: &[EntityKind],
+    who: &Enrollment,
+) -> Result<Vec<EntityState>> {
+    let mut out: BTreeMap<(EntityKind, String), EntityState> = BTreeMap::new();
+    for kind in kinds {
+        let mut stmt =
+            conn.prepare_cached("SELECT state FROM entities WHERE kind = ?1 AND gone = 0")?;
+        let rows = stmt.query_map([kind.as_str()], |r| r.get::<_, String>(0))?;
+        for j in rows {
+            let s = parse_state(&j?)?;
+            out.insert((s.kind, s.id.0.clone()), s);
+        }
+        for op in pending_ops(conn, "AND kind = ?1", &[&kind.as_str()])? {
+            let key = (op.kind, op.id.0.clone());
+            let current = out.get(&key);
+            if current.is_none() && op.op != OpKind::Create {
+                continue; // it left our scope
+            }
+            let applied = apply_op(current, &op, who.device_id, &who.user);
+            out.insert(key, applied.state);
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+pub(crate) fn local_view(
     conn: &Connection,
     kind: EntityKind,
     id: &str,

@@ -28,6 +28,10 @@ pub const KINDS: &[(&str, EntityKind)] = &[
     ("assets", EntityKind::Asset),
     ("work-orders", EntityKind::WorkOrder),
     ("parts", EntityKind::Part),
+    // Opening stock from an old system is a receipt per part and location, so the
+    // figures stay derived from movements.
+    ("stock-locations", EntityKind::StockLocation),
+    ("stock-movements", EntityKind::StockMovement),
 ];
 
 #[derive(Debug, thiserror::Error)]

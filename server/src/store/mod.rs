@@ -80,6 +80,18 @@ pub struct ServerWrite {
     pub base: BTreeMap<String, Version>,
 }
 
+/// A dispatcher's decision on a requisition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Approve, moving the units from this warehouse into the requesting van.
+    Approve {
+        from: String,
+    },
+    Reject {
+        note: Option<String>,
+    },
+}
+
 /// How the console's board orders its rows; every sort ends in the server sequence so
 /// pages are stable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -269,4 +281,18 @@ pub trait Store: Send + Sync + 'static {
     fn open_conflicts(&self, limit: usize) -> Result<Vec<EntityState>, StoreError>;
     /// Users with their devices and open load.
     fn people(&self) -> Result<Vec<PersonInfo>, StoreError>;
+
+    /// Everything stock is derived from (office reads): every stock location, part,
+    /// requisition and minimum, and the newest `movements_max` movements.
+    fn stock_states(&self, movements_max: usize) -> Result<Vec<EntityState>, StoreError>;
+    /// Approve a pending requisition (a transfer from the warehouse into the van, recorded
+    /// with the decision in one transaction) or reject it. `Ok(Err(_))` is a refusal:
+    /// unknown, already decided, or a transfer the stock rules refuse.
+    fn decide_requisition(
+        &self,
+        actor: &Actor,
+        id: &str,
+        decision: Decision,
+        now_ms: u64,
+    ) -> Result<Result<(), OpError>, StoreError>;
 }

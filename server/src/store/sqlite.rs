@@ -2,6 +2,7 @@
 //! writer anyway; the mutex makes server sequences contiguous per commit), and a small
 //! pool of readers that WAL lets run beside it.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -9,6 +10,7 @@ use std::sync::Mutex;
 use fieldsync_proto::apply::{apply_op, conflict_entity, conflict_id};
 use fieldsync_proto::scope::{self, order_move, order_of, order_refs};
 use fieldsync_proto::state::Version;
+use fieldsync_proto::stock::{self, LocationInfo, StockContext};
 use fieldsync_proto::validate::{authorize, validate_op, Target};
 use fieldsync_proto::view::{self, OrderSummary, OrderView};
 use fieldsync_proto::wire::{DigestResponse, EntityRef, PullPage, PushResponse, Rejection};
@@ -22,7 +24,7 @@ use serde_json::Value;
 
 use super::board::Board;
 use super::{
-    Actor, BoardPage, BoardQuery, BoardSort, DeviceInfo, PersonInfo, ServerWrite, Store,
+    Actor, BoardPage, BoardQuery, BoardSort, Decision, DeviceInfo, PersonInfo, ServerWrite, Store,
     StoreError, TimelineEntry, TokenStatus, UserRecord,
 };
 
@@ -153,8 +155,15 @@ impl IndexedColumns {
     fn of(state: &EntityState, board: &BoardColumns) -> IndexedColumns {
         let order = state.kind == EntityKind::WorkOrder;
         let s = |f: &str| order.then(|| state.str(f).map(str::to_owned)).flatten();
+        // A consumption or return names its order without being the order's child (it is
+        // scoped by its van): the column still files it under the order, so the order's
+        // view and timeline list it; `children` leaves it out of reassignments.
+        let order_id = match state.kind {
+            EntityKind::StockMovement => state.str("order_id").map(str::to_owned),
+            _ => order_of(state).map(|o| o.0),
+        };
         IndexedColumns {
-            order_id: order_of(state).map(|o| o.0),
+            order_id,
             assignee: s("assignee"),
             customer_id: s("customer_id"),
             site_id: s("site_id"),
@@ -336,7 +345,8 @@ impl WriteTx<'_> {
 
     fn children(&self, order_id: &str) -> Result<Vec<(EntityKind, String)>, StoreError> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT kind, id FROM entities WHERE order_id = ?1 AND kind != 'work_order'",
+            "SELECT kind, id FROM entities WHERE order_id = ?1
+             AND kind NOT IN ('work_order', 'stock_movement')",
         )?;
         let rows = stmt.query_map([order_id], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
@@ -502,8 +512,19 @@ impl WriteTx<'_> {
                     self.feed_put(&h, after.kind, id, false)?;
                 }
             }
+            EntityKind::StockLocation => {
+                for engineer in self.engineers()? {
+                    self.feed_put(&engineer, EntityKind::StockLocation, id, false)?;
+                }
+                self.van_moved(before, after)?;
+            }
             kind if kind.broadcast() => {
                 for engineer in self.engineers()? {
+                    self.feed_put(&engineer, kind, id, false)?;
+                }
+            }
+            kind if kind.located() => {
+                for engineer in self.van_holders(after)? {
                     self.feed_put(&engineer, kind, id, false)?;
                 }
             }
@@ -516,6 +537,155 @@ impl WriteTx<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The engineers whose vans a stock record names: they hold it.
+    fn van_holders(&self, state: &EntityState) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for l in self.locations(&stock::location_refs(state))? {
+            for e in l.engineers.into_iter().filter(|_| l.van) {
+                if !out.contains(&e) {
+                    out.push(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn locations(&self, ids: &[EntityId]) -> Result<Vec<LocationInfo>, StoreError> {
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(l) = self.load(EntityKind::StockLocation, id.as_str())? {
+                out.extend(LocationInfo::of(&l));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A van handed to another engineer: its records follow it. A full scan of the stock
+    /// records, which is fine for something a dispatcher does a few times a year.
+    fn van_moved(
+        &mut self,
+        before: Option<&EntityState>,
+        after: &EntityState,
+    ) -> Result<(), StoreError> {
+        let crew = |s: Option<&EntityState>| {
+            s.and_then(LocationInfo::of)
+                .filter(|l| l.van)
+                .map(|l| l.engineers)
+                .unwrap_or_default()
+        };
+        let (old, new) = (crew(before), crew(Some(after)));
+        let joined: Vec<&String> = new.iter().filter(|e| !old.contains(e)).collect();
+        let left: Vec<&String> = old.iter().filter(|e| !new.contains(e)).collect();
+        if joined.is_empty() && left.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<(String, String)> = self
+            .tx
+            .prepare_cached(
+                "SELECT kind, id FROM entities
+                 WHERE kind IN ('stock_movement', 'requisition', 'stock_min') AND ?1 IN (
+                   json_extract(state, '$.fields.from_location.v'),
+                   json_extract(state, '$.fields.to_location.v'),
+                   json_extract(state, '$.fields.van_id.v'),
+                   json_extract(state, '$.fields.location_id.v'))",
+            )?
+            .query_map([after.id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (kind, id) in records {
+            let kind = EntityKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown kind {kind:?}")))?;
+            for n in &joined {
+                self.feed_put(n, kind, &id, false)?;
+            }
+            for o in &left {
+                self.feed_put(o, kind, &id, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The stock rules (`stock::check_located`) with what this store knows: the locations,
+    /// part and order the record names, and whether the author may write to that order.
+    fn check_stock(
+        &self,
+        user: &str,
+        role: Role,
+        dev: DeviceId,
+        op: &Op,
+        current: Option<&EntityState>,
+    ) -> Result<Option<OpError>, StoreError> {
+        let after = apply_op(current, op, dev, user).state;
+        let locations = self.locations(&stock::location_refs(&after))?;
+        let part = match after.str("part_id") {
+            Some(p) => self.load(EntityKind::Part, p)?,
+            None => None,
+        };
+        let order_ok = match op.fields.get("order_id").and_then(Value::as_str) {
+            None => true,
+            Some(o) => {
+                self.load(EntityKind::WorkOrder, o)?.is_some()
+                    && (role != Role::Engineer
+                        || self.in_feed(user, EntityKind::WorkOrder, o)?
+                        || self.held_at(user, Some(&EntityId::from(o)), op.hlc)?)
+            }
+        };
+        let ctx = StockContext {
+            user,
+            role,
+            locations: &locations,
+            part: part.as_ref(),
+            order_ok,
+            current,
+        };
+        Ok(stock::check_located(op, &ctx).err())
+    }
+
+    /// One van per engineer (a crew may share one), and a van's crew are engineers.
+    fn check_van(
+        &self,
+        op: &Op,
+        current: Option<&EntityState>,
+    ) -> Result<Option<OpError>, StoreError> {
+        let after = apply_op(current, op, SERVER_DEVICE, "").state;
+        let Some(van) = LocationInfo::of(&after).filter(|l| l.van) else {
+            return Ok(None);
+        };
+        let others: Vec<String> = self
+            .tx
+            .prepare_cached(
+                "SELECT state FROM entities WHERE kind = 'stock_location' AND id != ?1",
+            )?
+            .query_map([op.id.as_str()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let others: Vec<LocationInfo> = others
+            .iter()
+            .map(|j| parse_state(j))
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .filter_map(LocationInfo::of)
+            .collect();
+        for engineer in &van.engineers {
+            let role: Option<String> = self
+                .tx
+                .prepare_cached("SELECT role FROM users WHERE name = ?1")?
+                .query_row([engineer], |r| r.get(0))
+                .optional()?;
+            if role.as_deref() != Some("engineer") {
+                return Ok(Some(OpError::new(
+                    "unknown_user",
+                    format!("a van's crew are engineers; {engineer:?} is not one"),
+                )));
+            }
+            if let Some(other) = others.iter().find(|l| l.is_van_of(engineer)) {
+                return Ok(Some(OpError::new(
+                    "invalid_value",
+                    format!("{engineer} already has a van ({})", other.name),
+                )));
+            }
+        }
+        Ok(None)
     }
 
     fn engineers(&self) -> Result<Vec<String>, StoreError> {
@@ -557,26 +727,42 @@ impl WriteTx<'_> {
         self.clock.observe(op.hlc, now_ms);
         let current = self.load(op.kind, op.id.as_str())?;
         let link = op.order_link();
-        let in_scope = role != Role::Engineer || {
-            let now_in = match (op.op, &link) {
-                (OpKind::Set, _) => self.in_feed(user, op.kind, op.id.as_str())?,
-                (OpKind::Create, Some(order)) if op.kind != EntityKind::WorkOrder => {
-                    self.in_feed(user, EntityKind::WorkOrder, order.as_str())?
-                }
-                _ => false,
+        let located = op.kind.located();
+        // A stock record is scoped by its van, not an order: `check_stock` below decides
+        // whether an engineer's create concerns their own van.
+        let in_scope = role != Role::Engineer
+            || (located
+                && (op.op == OpKind::Create || self.in_feed(user, op.kind, op.id.as_str())?))
+            || {
+                let now_in = match (op.op, &link) {
+                    (OpKind::Set, _) => self.in_feed(user, op.kind, op.id.as_str())?,
+                    (OpKind::Create, Some(order)) if op.kind != EntityKind::WorkOrder => {
+                        self.in_feed(user, EntityKind::WorkOrder, order.as_str())?
+                    }
+                    _ => false,
+                };
+                let order = match op.op {
+                    OpKind::Set => current.as_ref().and_then(order_of),
+                    OpKind::Create => link.clone(),
+                };
+                now_in || self.held_at(user, order.as_ref(), op.hlc)?
             };
-            let order = match op.op {
-                OpKind::Set => current.as_ref().and_then(order_of),
-                OpKind::Create => link.clone(),
-            };
-            now_in || self.held_at(user, order.as_ref(), op.hlc)?
-        };
         let target = Target {
             exists: current.is_some(),
             in_scope,
         };
         if let Err(e) = authorize(op, role, target) {
             return Ok(Err(e));
+        }
+        if located {
+            if let Some(e) = self.check_stock(user, role, dev, op, current.as_ref())? {
+                return Ok(Err(e));
+            }
+        }
+        if op.kind == EntityKind::StockLocation {
+            if let Some(e) = self.check_van(op, current.as_ref())? {
+                return Ok(Err(e));
+            }
         }
         if let Some(e) = self.check_refs(op, link.as_ref())? {
             return Ok(Err(e));
@@ -1158,6 +1344,15 @@ impl Store for SqliteStore {
                     related.push(s);
                 }
             }
+            // The catalog entries of the parts used, for their SKU.
+            let parts: std::collections::BTreeSet<String> = related
+                .iter()
+                .filter(|s| s.kind == EntityKind::StockMovement)
+                .filter_map(|s| s.str("part_id").map(str::to_owned))
+                .collect();
+            for p in parts {
+                related.extend(load(c, EntityKind::Part, &p)?);
+            }
             Ok(Some(view::order_view(&order, &related)))
         })
     }
@@ -1378,6 +1573,103 @@ impl Store for SqliteStore {
             .map(|j| parse_state(&j?))
             .collect()
         })
+    }
+
+    fn stock_states(&self, movements_max: usize) -> Result<Vec<EntityState>, StoreError> {
+        self.read(|c| {
+            let mut out: Vec<EntityState> = c
+                .prepare_cached(
+                    "SELECT state FROM entities
+                     WHERE kind IN ('stock_location', 'part', 'requisition', 'stock_min')",
+                )?
+                .query_map([], |r| r.get::<_, String>(0))?
+                .map(|j| parse_state(&j?))
+                .collect::<Result<_, _>>()?;
+            let moves: Vec<EntityState> = c
+                .prepare_cached(
+                    "SELECT state FROM entities WHERE kind = 'stock_movement' ORDER BY seq DESC LIMIT ?1",
+                )?
+                .query_map([movements_max as i64], |r| r.get::<_, String>(0))?
+                .map(|j| parse_state(&j?))
+                .collect::<Result<_, _>>()?;
+            out.extend(moves);
+            Ok(out)
+        })
+    }
+
+    fn decide_requisition(
+        &self,
+        actor: &Actor,
+        id: &str,
+        decision: Decision,
+        now_ms: u64,
+    ) -> Result<Result<(), OpError>, StoreError> {
+        let mut refused: Option<OpError> = None;
+        let done = self.write(|w| {
+            let mut refuse = |e: OpError| {
+                refused = Some(e);
+                // Rolls the whole decision back, transfer included.
+                Err(StoreError::Conflict("requisition decision refused".into()))
+            };
+            let Some(req) = w.load(EntityKind::Requisition, id)? else {
+                return refuse(OpError::new("not_found", format!("no requisition {id}")));
+            };
+            if let Some(status) = req.str("status") {
+                return refuse(OpError::new(
+                    "already_decided",
+                    format!("requisition {id} was {status} already"),
+                ));
+            }
+            let mut fields =
+                BTreeMap::from([("decided_by".to_owned(), Value::from(actor.user.as_str()))]);
+            let mut writes = Vec::new();
+            match decision {
+                Decision::Approve { from } => {
+                    let transfer = stock::transfer_id(id);
+                    let get = |f: &str| req.get(f).cloned().unwrap_or(Value::Null);
+                    writes.push(ServerWrite {
+                        kind: EntityKind::StockMovement,
+                        id: transfer.clone(),
+                        create: true,
+                        fields: BTreeMap::from([
+                            ("type".to_owned(), Value::from("transfer")),
+                            ("part_id".to_owned(), get("part_id")),
+                            ("qty".to_owned(), get("qty")),
+                            ("from_location".to_owned(), Value::from(from)),
+                            ("to_location".to_owned(), get("van_id")),
+                            ("requisition_id".to_owned(), Value::from(id)),
+                        ]),
+                        base: BTreeMap::new(),
+                    });
+                    fields.insert("status".into(), Value::from("approved"));
+                    fields.insert("transfer_id".into(), Value::from(transfer.0));
+                }
+                Decision::Reject { note } => {
+                    fields.insert("status".into(), Value::from("rejected"));
+                    if let Some(n) = note.filter(|n| !n.trim().is_empty()) {
+                        fields.insert("decision_note".into(), Value::from(n));
+                    }
+                }
+            }
+            writes.push(ServerWrite {
+                kind: EntityKind::Requisition,
+                id: EntityId::from(id),
+                create: false,
+                fields,
+                base: BTreeMap::new(),
+            });
+            for write in writes {
+                if let Err(e) = w.server_op(actor, write, now_ms)? {
+                    return refuse(e);
+                }
+            }
+            Ok(())
+        });
+        match (done, refused) {
+            (Ok(()), _) => Ok(Ok(())),
+            (Err(StoreError::Conflict(_)), Some(e)) => Ok(Err(e)),
+            (Err(e), _) => Err(e),
+        }
     }
 
     fn people(&self) -> Result<Vec<PersonInfo>, StoreError> {

@@ -163,6 +163,14 @@ async fn render(
         .filter(|r| r.status != "pending")
         .take(DECIDED_REQUISITIONS_SHOWN_MAX)
         .collect();
+    // A decision on a requisition that is no longer pending (decided in another tab) has
+    // no form left to show its error beside: it goes above the table.
+    if let Some((at, m)) = &error {
+        let in_form = ["receipt", "min"].contains(at) || pending.iter().any(|r| r.id == *at);
+        if !in_form {
+            let _ = write!(b, r#"<p class="error" role="alert">{}</p>"#, esc(m));
+        }
+    }
     if reqs.is_empty() {
         let _ = write!(
             b,

@@ -539,9 +539,14 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    /// The engineers whose vans a stock record names: they hold it.
+    /// Who holds a stock record: the crew of every van it names, and the holder of the
+    /// order it names (a faulty part taken out of the customer's equipment leaves no van,
+    /// yet it is that engineer's record).
     fn van_holders(&self, state: &EntityState) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
+        if let Some(order) = state.str("order_id") {
+            out.extend(self.holder_of(order)?);
+        }
         for l in self.locations(&stock::location_refs(state))? {
             for e in l.engineers.into_iter().filter(|_| l.van) {
                 if !out.contains(&e) {

@@ -412,6 +412,14 @@ impl Store {
                 in_scope,
             },
         )?;
+        // A stock record is not the order's child, but a consumption or return is done on
+        // it: filed under it here, the order counts it as pending and shows its refusal.
+        let filed_under = op.order_link().map(|o| o.0).or_else(|| {
+            kind.located()
+                .then(|| op.fields.get("order_id").and_then(Value::as_str))
+                .flatten()
+                .map(str::to_owned)
+        });
         tx.prepare_cached(
             "INSERT INTO outbox (seq, kind, id, order_id, op, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
@@ -419,7 +427,7 @@ impl Store {
             seq as i64,
             kind.as_str(),
             id.as_str(),
-            op.order_link().map(|o| o.0),
+            filed_under,
             serde_json::to_string(&op).expect("op serialises"),
             wall.now_ms() as i64
         ])?;

@@ -469,6 +469,8 @@ fn pending_ops_survive_a_server_crash_and_restart() {
         tmp.path(),
         json!({"description": "Lift door sensor faulty", "priority": 3, "assignee": "eve"}),
     );
+    van_for_eve(&office, "SENS-3");
+    eve.sync();
     eve.ok(&["progress", &id, "en-route"]);
     eve.ok(&["note", &id, "door sensor misaligned"]);
     eve.ok(&["parts", "use", &id, "--sku", "SENS-3", "--qty", "1"]);

@@ -462,6 +462,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print_json(&report);
             } else {
                 output::sync(&report);
+                // The low-stock alert where the engineer looks after every sync. No van
+                // (stock not kept for them) is not worth a word here.
+                if let Ok(s) = stock::van_stock(&store) {
+                    if s.alerts > 0 {
+                        println!(
+                            "{} part(s) in {} low or overdrawn: `fieldsync stock` lists them",
+                            s.alerts, s.van
+                        );
+                    }
+                }
             }
         }
         Command::Info { json } => {

@@ -536,7 +536,18 @@ pub fn check_located(op: &Op, ctx: &StockContext<'_>) -> Result<(), OpError> {
         return Ok(());
     }
     if op.kind == EntityKind::StockMin {
-        return loc("location_id").map(|_| ());
+        loc("location_id")?;
+        // One minimum per pair, whoever sets it: the id says which pair.
+        let want = min_id(
+            field(op, "location_id").unwrap_or_default(),
+            field(op, "part_id").unwrap_or_default(),
+        );
+        if op.id != want {
+            return Err(invalid(format!(
+                "the minimum of this part at this location has id {want} (leave the id out to get it)"
+            )));
+        }
+        return Ok(());
     }
     let Some(part) = ctx.part else {
         let id = field(op, "part_id").unwrap_or_default();

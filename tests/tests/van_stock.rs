@@ -310,6 +310,43 @@ fn a_requisition_made_offline_is_approved_in_the_console_and_becomes_a_transfer(
     );
     assert_eq!(status, 403, "no CSRF token");
     let csrf = console.csrf();
+    // The receipt and minimum forms: bad input is shown at the form, nothing written.
+    for (form, why) in [
+        (
+            "location=wh-main&sku=VALVE-25&qty=0",
+            "whole number of units",
+        ),
+        (
+            "location=wh-main&sku=VALVE-25&qty=-4",
+            "whole number of units",
+        ),
+        ("location=wh-main&sku=NOPE-1&qty=2", "No part with this SKU"),
+        (
+            "location=atlantis&sku=VALVE-25&qty=2",
+            "Choose a stock location",
+        ),
+    ] {
+        let (status, page) = console.post("/console/stock/receipt", &format!("csrf={csrf}&{form}"));
+        assert_eq!(status, 422, "{form}");
+        assert!(page.contains(why), "{form}: {page}");
+    }
+    let (status, _) = console.post(
+        "/console/stock/receipt",
+        &format!("csrf={csrf}&location=wh-main&sku=VALVE-25&qty=10&note=delivery+4411"),
+    );
+    assert_eq!(status, 303);
+    let (status, page) = console.post(
+        "/console/stock/min",
+        &format!("csrf={csrf}&location=van-7&sku=VALVE-25&min_qty=-1"),
+    );
+    assert_eq!(status, 422);
+    assert!(page.contains("whole number, 0 or more"), "{page}");
+    // The van's minimum, set by the API above, is edited in place: one record per pair.
+    let (status, _) = console.post(
+        "/console/stock/min",
+        &format!("csrf={csrf}&location=van-7&sku=VALVE-25&min_qty=6"),
+    );
+    assert_eq!(status, 303);
     // Approving from a van, or from nowhere, is refused with the reason on the page.
     let (status, page) = console.post(
         &format!("/console/requisitions/{req}/approve"),
@@ -337,15 +374,16 @@ fn a_requisition_made_offline_is_approved_in_the_console_and_becomes_a_transfer(
     assert!(page.contains("already"), "{page}");
 
     let seen = server_stock(&office);
+    let van = line(&seen["stock"], "van-7", "p-valve");
     assert_eq!(
-        line(&seen["stock"], "van-7", "p-valve")["on_hand"],
-        5,
+        (van["on_hand"].clone(), van["min_qty"].clone()),
+        (json!(5), json!(6)),
         "{seen}"
     );
     assert_eq!(
         line(&seen["stock"], "wh-main", "p-valve")["on_hand"],
-        -2,
-        "{seen}"
+        8,
+        "3 - 1 + 10 - 4: {seen}"
     );
     let decided = &seen["requisitions"][0];
     assert_eq!(decided["status"], "approved", "{decided}");
@@ -362,9 +400,14 @@ fn a_requisition_made_offline_is_approved_in_the_console_and_becomes_a_transfer(
     let valve = line(&s["lines"], "van-7", "p-valve");
     assert_eq!(
         (valve["on_hand"].clone(), valve["low"].clone()),
-        (json!(5), json!(false)),
-        "{s}"
+        (json!(5), json!(true)),
+        "5 < 6: {s}"
     );
+    let text = eve.ok(&["stock"]);
+    assert!(text.contains("[LOW]"), "{text}");
+    // The console in Chinese.
+    let zh = console.get_lang("/console/stock", "zh-CN");
+    assert!(zh.contains("领料申请") && zh.contains("低库存"), "{zh}");
 
     // A rejection: said why, and no stock moves.
     eve.ok(&["requisition", "add", "--sku", "VALVE-25", "--qty", "50"]);
@@ -511,7 +554,15 @@ impl Console {
     }
 
     fn send(&self, r: reqwest::blocking::RequestBuilder) -> reqwest::blocking::Response {
-        let r = r.header("accept-language", "en");
+        self.send_lang(r, "en")
+    }
+
+    fn send_lang(
+        &self,
+        r: reqwest::blocking::RequestBuilder,
+        lang: &str,
+    ) -> reqwest::blocking::Response {
+        let r = r.header("accept-language", lang);
         match &self.cookie {
             Some(c) => r.header("cookie", c),
             None => r,
@@ -521,7 +572,11 @@ impl Console {
     }
 
     fn get(&self, path: &str) -> String {
-        let r = self.send(self.http.get(format!("{}{path}", self.base)));
+        self.get_lang(path, "en")
+    }
+
+    fn get_lang(&self, path: &str, lang: &str) -> String {
+        let r = self.send_lang(self.http.get(format!("{}{path}", self.base)), lang);
         assert_eq!(r.status(), 200, "GET {path}");
         r.text().unwrap()
     }

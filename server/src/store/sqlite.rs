@@ -2217,4 +2217,128 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_vans_records_follow_its_crew_and_an_approval_moves_stock_once() {
+        let (_dir, store) = seeded();
+        store.add_user("zoe", Role::Engineer, "x", NOW_MS).unwrap();
+        let dana = Actor {
+            user: "dana".into(),
+            role: Role::Dispatcher,
+            device: None,
+        };
+        let write = |kind: EntityKind, id: &str, create: bool, fields: Value| {
+            store
+                .server_write(
+                    &dana,
+                    ServerWrite {
+                        kind,
+                        id: id.into(),
+                        create,
+                        fields: serde_json::from_value(fields).unwrap(),
+                        base: BTreeMap::new(),
+                    },
+                    NOW_MS,
+                )
+                .unwrap()
+        };
+        use serde_json::json;
+        write(
+            EntityKind::Part,
+            "p-1",
+            true,
+            json!({"sku": "HP-1", "name": "HP switch"}),
+        )
+        .unwrap();
+        write(
+            EntityKind::StockLocation,
+            "wh",
+            true,
+            json!({"name": "WH", "type": "warehouse"}),
+        )
+        .unwrap();
+        write(
+            EntityKind::StockLocation,
+            "van",
+            true,
+            json!({"name": "Van", "type": "van", "engineers": "eve"}),
+        )
+        .unwrap();
+        write(
+            EntityKind::StockMovement,
+            "m-1",
+            true,
+            json!({"type": "receipt", "part_id": "p-1", "qty": 2, "to_location": "van"}),
+        )
+        .unwrap();
+        let holds = |user: &str, id: &str| {
+            let actor = Actor {
+                user: user.into(),
+                role: Role::Engineer,
+                device: None,
+            };
+            let page = store.pull(&actor, 0, 10_000).unwrap();
+            let held = page
+                .entities
+                .iter()
+                .any(|e| e.get().contains(&format!("\"id\":\"{id}\"")));
+            let left = page.left.iter().any(|l| l.id.as_str() == id);
+            held && !left
+        };
+        assert!(holds("eve", "m-1") && !holds("zoe", "m-1"));
+        // The van is handed to zoe: its movements go with it.
+        write(
+            EntityKind::StockLocation,
+            "van",
+            false,
+            json!({"engineers": "zoe"}),
+        )
+        .unwrap();
+        assert!(!holds("eve", "m-1") && holds("zoe", "m-1"));
+        // Eve now has no van; a second van for zoe is refused.
+        let e = write(
+            EntityKind::StockLocation,
+            "van-2",
+            true,
+            json!({"name": "Van 2", "type": "van", "engineers": "zoe"}),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "invalid_value", "{e}");
+
+        write(
+            EntityKind::Requisition,
+            "rq-1",
+            true,
+            json!({"part_id": "p-1", "qty": 3, "van_id": "van"}),
+        )
+        .unwrap();
+        let approve = || {
+            store
+                .decide_requisition(
+                    &dana,
+                    "rq-1",
+                    Decision::Approve { from: "wh".into() },
+                    NOW_MS,
+                )
+                .unwrap()
+        };
+        assert_eq!(approve(), Ok(()));
+        assert_eq!(approve().unwrap_err().code, "already_decided");
+        let refused = store
+            .decide_requisition(&dana, "rq-none", Decision::Reject { note: None }, NOW_MS)
+            .unwrap();
+        assert_eq!(refused.unwrap_err().code, "not_found");
+        let states = store.stock_states(1_000).unwrap();
+        let lines = fieldsync_proto::stock::report(&states, None);
+        let at = |l: &str| lines.iter().find(|x| x.location_id == l).unwrap().on_hand;
+        assert_eq!(
+            (at("van"), at("wh")),
+            (5, -3),
+            "one transfer of 3, the warehouse overdrawn"
+        );
+        assert!(
+            holds("zoe", &stock::transfer_id("rq-1").0),
+            "the transfer reaches the van's crew"
+        );
+    }
 }

@@ -375,3 +375,42 @@ fn a_decided_requisition_stays_decided() {
         "approval without its transfer"
     );
 }
+
+#[test]
+fn an_engineer_voids_only_their_own_vans_consumption() {
+    let states = catalog();
+    let locations: Vec<LocationInfo> = states.iter().filter_map(LocationInfo::of).collect();
+    let consumed = mv(
+        "c",
+        5,
+        json!({"type": "consumption", "part_id": "p1", "qty": 1, "from_location": "van-a", "order_id": "w1"}),
+    );
+    let transfer = mv(
+        "t",
+        5,
+        json!({"type": "transfer", "part_id": "p1", "qty": 1, "from_location": "wh", "to_location": "van-a"}),
+    );
+    let mut void = op(EntityKind::StockMovement, json!({"voided": true}));
+    void.op = OpKind::Set;
+    assert!(validate_op(&void, Role::Engineer).is_ok());
+    for (user, current, ok) in [
+        ("ann", &consumed, true),
+        ("bob", &consumed, false),
+        // The office's transfer into her van is not hers to undo.
+        ("ann", &transfer, false),
+    ] {
+        let ctx = StockContext {
+            user,
+            role: Role::Engineer,
+            locations: &locations,
+            part: None,
+            order_ok: true,
+            current: Some(current),
+        };
+        let got = check_located(&void, &ctx);
+        assert_eq!(got.is_ok(), ok, "{user} {}: {got:?}", current.id);
+        if !ok {
+            assert_eq!(code(got), "out_of_scope");
+        }
+    }
+}

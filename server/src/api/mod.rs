@@ -5,7 +5,7 @@ pub(crate) mod entities;
 mod error;
 mod extract;
 pub(crate) mod photos;
-pub(crate) mod stock;
+pub mod stock;
 mod sync;
 
 use std::sync::Arc;

@@ -128,23 +128,35 @@ pub type StockKey = (String, String);
 pub fn derive<'a>(
     states: impl IntoIterator<Item = &'a EntityState>,
 ) -> BTreeMap<StockKey, Balance> {
-    let mut by_id: BTreeMap<String, Movement> = BTreeMap::new();
-    for m in states.into_iter().filter_map(Movement::of) {
-        by_id.insert(m.id.clone(), m);
-    }
-    let mut moves: Vec<Movement> = by_id.into_values().filter(|m| !m.voided).collect();
+    derive_movements(states.into_iter().filter_map(Movement::of))
+}
+
+/// `derive` over movements already read (the server reads them straight out of its
+/// table, without building whole states: `fieldsync-bench stock`).
+pub fn derive_movements(moves: impl IntoIterator<Item = Movement>) -> BTreeMap<StockKey, Balance> {
+    let mut moves: Vec<Movement> = moves.into_iter().collect();
     moves.sort_by(|a, b| (a.ver, &a.id).cmp(&(b.ver, &b.id)));
-    let mut out: BTreeMap<StockKey, Balance> = BTreeMap::new();
-    for m in &moves {
+    // A record given twice is one record (its creation version is fixed, so its copies
+    // sort together); if one copy is voided, it is voided.
+    moves.dedup_by(|later, kept| {
+        let same = later.id == kept.id;
+        if same {
+            kept.voided |= later.voided;
+        }
+        same
+    });
+    // Keyed by borrowed names while summing: one allocation per balance, not per movement.
+    let mut acc: HashMap<(&str, &str), Balance> = HashMap::new();
+    for m in moves.iter().filter(|m| !m.voided) {
         if let Some(from) = &m.from {
-            let b = out.entry((from.clone(), m.part.clone())).or_default();
+            let b = acc.entry((from.as_str(), m.part.as_str())).or_default();
             b.on_hand -= m.qty;
             if b.on_hand < 0 && b.overdrawn_by.len() < OVERDRAWN_BY_MAX {
                 b.overdrawn_by.push(m.id.clone());
             }
         }
         if let Some(to) = &m.to {
-            let b = out.entry((to.clone(), m.part.clone())).or_default();
+            let b = acc.entry((to.as_str(), m.part.as_str())).or_default();
             if m.ty == MovementType::Rma {
                 b.faulty += m.qty;
             } else {
@@ -155,7 +167,9 @@ pub fn derive<'a>(
             }
         }
     }
-    out
+    acc.into_iter()
+        .map(|((l, p), b)| ((l.to_owned(), p.to_owned()), b))
+        .collect()
 }
 
 /// A location as the stock rules need it.
@@ -266,13 +280,25 @@ pub fn report<'a>(
     only: Option<&str>,
 ) -> Vec<StockLine> {
     let states: Vec<&EntityState> = states.into_iter().collect();
+    let moves = of_kind(&states, EntityKind::StockMovement).filter_map(Movement::of);
+    report_from(moves, states.iter().copied(), only)
+}
+
+/// `report` over movements already read and the other states (locations, parts,
+/// minimums; movements among them are ignored).
+pub fn report_from<'a>(
+    moves: impl IntoIterator<Item = Movement>,
+    states: impl IntoIterator<Item = &'a EntityState>,
+    only: Option<&str>,
+) -> Vec<StockLine> {
+    let states: Vec<&EntityState> = states.into_iter().collect();
     let locations: HashMap<&str, &EntityState> = of_kind(&states, EntityKind::StockLocation)
         .map(|s| (s.id.as_str(), s))
         .collect();
     let parts: HashMap<&str, &EntityState> = of_kind(&states, EntityKind::Part)
         .map(|s| (s.id.as_str(), s))
         .collect();
-    let mut balances = derive(of_kind(&states, EntityKind::StockMovement));
+    let mut balances = derive_movements(moves);
     let mut mins: BTreeMap<StockKey, i64> = BTreeMap::new();
     for m in of_kind(&states, EntityKind::StockMin) {
         if let (Some(l), Some(p), Some(q)) =

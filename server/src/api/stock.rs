@@ -16,16 +16,30 @@ use crate::store::{Actor, Decision};
 /// movement per balance (a receipt from a count), which keeps every number derived.
 pub const STOCK_MOVEMENTS_MAX: usize = 500_000;
 
-/// The states stock is derived from, and whether they are all of them.
-pub(crate) async fn states(app: &AppState) -> Result<(Vec<EntityState>, bool), ApiError> {
+/// What stock is derived from: the other stock states, the movements, and whether they
+/// are all of them.
+pub(crate) async fn states(app: &AppState) -> Result<StockData, ApiError> {
     let store = app.store.clone();
-    let states =
+    let (states, movements) =
         tokio::task::spawn_blocking(move || store.stock_states(STOCK_MOVEMENTS_MAX + 1)).await??;
-    let moves = states
-        .iter()
-        .filter(|s| s.kind == fieldsync_proto::EntityKind::StockMovement)
-        .count();
-    Ok((states, moves <= STOCK_MOVEMENTS_MAX))
+    let complete = movements.len() <= STOCK_MOVEMENTS_MAX;
+    Ok(StockData {
+        states,
+        movements,
+        complete,
+    })
+}
+
+pub(crate) struct StockData {
+    pub states: Vec<EntityState>,
+    pub movements: Vec<stock::Movement>,
+    pub complete: bool,
+}
+
+impl StockData {
+    pub fn report(&self, only: Option<&str>) -> Vec<StockLine> {
+        stock::report_from(self.movements.iter().cloned(), &self.states, only)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -49,11 +63,11 @@ pub async fn get_stock(
     Query(q): Query<StockQuery>,
 ) -> Result<Json<StockResponse>, ApiError> {
     auth.office()?;
-    let (states, complete) = states(&app).await?;
+    let data = states(&app).await?;
     Ok(Json(StockResponse {
-        stock: stock::report(&states, q.location.as_deref()),
-        requisitions: stock::requisitions(&states),
-        complete,
+        stock: data.report(q.location.as_deref()),
+        requisitions: stock::requisitions(&data.states),
+        complete: data.complete,
     }))
 }
 
@@ -85,8 +99,8 @@ pub(crate) async fn decide(
 }
 
 async fn decided(app: &AppState, id: &str) -> Result<Json<RequisitionView>, ApiError> {
-    let (states, _) = states(app).await?;
-    stock::requisitions(&states)
+    let data = states(app).await?;
+    stock::requisitions(&data.states)
         .into_iter()
         .find(|r| r.id == id)
         .map(Json)

@@ -85,12 +85,13 @@ async fn render(
 ) -> Response {
     let lang = s.lang;
     let t = |k: &str| lang.t(k);
-    let (all, complete) = match states(app).await {
+    let data = match states(app).await {
         Ok(x) => x,
         Err(e) => return axum::response::IntoResponse::into_response(e),
     };
-    let lines = stock::report(&all, None);
-    let reqs = stock::requisitions(&all);
+    let (all, complete) = (&data.states, data.complete);
+    let lines = data.report(None);
+    let reqs = stock::requisitions(all);
     let locations: Vec<LocationInfo> = all.iter().filter_map(LocationInfo::of).collect();
     let err_at = |at: &str| -> String {
         match &error {
@@ -378,7 +379,7 @@ pub async fn receipt(State(app): State<AppState>, s: Session, body: Bytes) -> Re
     }
     let lang = s.lang;
     let all = match states(&app).await {
-        Ok((all, _)) => all,
+        Ok(data) => data.states,
         Err(e) => return axum::response::IntoResponse::into_response(e),
     };
     let err = |m: String| render(&app, &s, "", Some(("receipt", m)), Some(&f));
@@ -419,7 +420,7 @@ pub async fn set_min(State(app): State<AppState>, s: Session, body: Bytes) -> Re
     }
     let lang = s.lang;
     let all = match states(&app).await {
-        Ok((all, _)) => all,
+        Ok(data) => data.states,
         Err(e) => return axum::response::IntoResponse::into_response(e),
     };
     let err = |m: String| render(&app, &s, "", Some(("min", m)), Some(&f));

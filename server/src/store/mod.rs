@@ -283,8 +283,12 @@ pub trait Store: Send + Sync + 'static {
     fn people(&self) -> Result<Vec<PersonInfo>, StoreError>;
 
     /// Everything stock is derived from (office reads): every stock location, part,
-    /// requisition and minimum, and the newest `movements_max` movements.
-    fn stock_states(&self, movements_max: usize) -> Result<Vec<EntityState>, StoreError>;
+    /// requisition and minimum, and the newest `movements_max` movements, read as
+    /// `stock::Movement`s rather than whole states (it is most of the cost of a view).
+    fn stock_states(
+        &self,
+        movements_max: usize,
+    ) -> Result<(Vec<EntityState>, Vec<fieldsync_proto::stock::Movement>), StoreError>;
     /// Approve a pending requisition (a transfer from the warehouse into the van, recorded
     /// with the decision in one transaction) or reject it. `Ok(Err(_))` is a refusal:
     /// unknown, already decided, or a transfer the stock rules refuse.

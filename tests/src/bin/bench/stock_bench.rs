@@ -2,7 +2,7 @@
 //! in-process with a catalog, a warehouse, one van per engineer and N movements (receipts
 //! into the warehouse, transfers into the vans, consumption out of them), then times what
 //! the console's stock page and `GET /api/v1/stock` do per view: read every stock state
-//! (`Store::stock_states`) and derive the report (`proto::stock::report`). It checks the
+//! (`Store::stock_states`) and derive the report (`proto::stock::report_from`). It checks the
 //! derived totals against the seeded ones, so the work was really done.
 
 use std::collections::BTreeMap;
@@ -122,10 +122,11 @@ pub fn run(args: &Args) -> anyhow::Result<(Obj, bool)> {
     let mut lines = Vec::new();
     for _ in 0..args.runs.max(1) {
         let t = Instant::now();
-        let states = store.stock_states(fieldsync_server::api::stock::STOCK_MOVEMENTS_MAX + 1)?;
+        let (states, moves) =
+            store.stock_states(fieldsync_server::api::stock::STOCK_MOVEMENTS_MAX + 1)?;
         read.push(t.elapsed());
         let t = Instant::now();
-        lines = stock::report(&states, None);
+        lines = stock::report_from(moves, &states, None);
         derived.push(t.elapsed());
     }
     let median = |ds: &mut Vec<Duration>| {

@@ -414,3 +414,44 @@ fn an_engineer_voids_only_their_own_vans_consumption() {
         }
     }
 }
+
+#[test]
+fn a_movement_reads_the_same_from_its_stored_line() {
+    let mut voided = mv(
+        "c",
+        20,
+        json!({"type": "consumption", "part_id": "p1", "qty": 2, "from_location": "van-a", "order_id": "w1", "serial": "S\"1", "note": "fitted"}),
+    );
+    voided.fields.insert(
+        "voided".into(),
+        FieldState {
+            v: json!(true),
+            ver: Version {
+                hlc: Hlc::from_millis(30),
+                dev: 4,
+            },
+            by: "v".into(),
+        },
+    );
+    let receipt = mv(
+        "r-\u{e9}",
+        10,
+        json!({"type": "receipt", "part_id": "p1", "qty": 5, "to_location": "wh"}),
+    );
+    let mut cleared = receipt.clone();
+    cleared.fields.insert(
+        "order_id".into(),
+        FieldState {
+            v: Value::Null,
+            ver: Version::default(),
+            by: "u".into(),
+        },
+    );
+    for s in [voided, receipt, cleared] {
+        let line = serde_json::to_string(&s).unwrap();
+        assert_eq!(Movement::from_state_json(&line), Movement::of(&s), "{line}");
+        assert!(Movement::of(&s).is_some());
+    }
+    let part = serde_json::to_string(&catalog()[3]).unwrap();
+    assert_eq!(Movement::from_state_json(&part), None);
+}

@@ -283,7 +283,7 @@ pub trait Store: Send + Sync + 'static {
     fn people(&self) -> Result<Vec<PersonInfo>, StoreError>;
 
     /// Everything stock is derived from (office reads): every stock location, part,
-    /// requisition and minimum, and the newest `movements_max` movements, read as
+    /// requisition and minimum, and up to `movements_max` movements, read as
     /// `stock::Movement`s rather than whole states (it is most of the cost of a view).
     fn stock_states(
         &self,

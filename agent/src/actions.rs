@@ -96,13 +96,16 @@ pub fn note(store: &mut Store, order: &EntityId, text: &str) -> Result<Op> {
     create_child(store, EntityKind::Note, order, [("text", json!(text))])
 }
 
-pub fn use_part(store: &mut Store, order: &EntityId, sku: &str, qty: i64) -> Result<Op> {
-    create_child(
-        store,
-        EntityKind::PartUsage,
-        order,
-        [("sku", json!(sku)), ("qty", json!(qty))],
-    )
+/// Parts fitted on an order: a consumption movement out of the engineer's van
+/// (`stock.rs`), the one record that lists the part on the order and moves stock.
+pub fn use_part(
+    store: &mut Store,
+    order: &EntityId,
+    sku: &str,
+    qty: i64,
+    serial: Option<&str>,
+) -> Result<Op> {
+    crate::stock::consume(store, order, sku, qty, serial)
 }
 
 fn create_child<const N: usize>(

@@ -13,6 +13,7 @@ pub mod live;
 mod migrate;
 pub mod photos;
 pub mod report;
+pub mod stock;
 pub mod store;
 pub mod sync;
 pub mod upload;

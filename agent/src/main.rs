@@ -12,7 +12,7 @@ use fieldsync_agent::client::Client;
 use fieldsync_agent::config::{Config, ConfigArgs};
 use fieldsync_agent::store::Store;
 use fieldsync_agent::sync::sync_once;
-use fieldsync_agent::{blob, daemon, inbox, photos, report, AgentError};
+use fieldsync_agent::{blob, daemon, inbox, photos, report, stock, AgentError};
 use serde_json::json;
 
 mod output;
@@ -73,10 +73,20 @@ enum Command {
     },
     /// Add a note to an order.
     Note { id: String, text: String },
-    /// Parts.
+    /// Parts fitted on an order, and faulty parts sent back.
     Parts {
         #[command(subcommand)]
         command: PartsCommand,
+    },
+    /// Your van's stock, offline: on hand per part, with low-stock and overdraw flags.
+    Stock {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the office for parts into your van (offline), and see their decisions.
+    Requisition {
+        #[command(subcommand)]
+        command: RequisitionCommand,
     },
     /// Edit an order's shared fields.
     Edit {
@@ -239,13 +249,63 @@ enum PhotoCommand {
 
 #[derive(Subcommand)]
 enum PartsCommand {
-    /// Record parts used on an order.
+    /// Record parts fitted on an order, out of your van. Recorded even when the van shows
+    /// none left: the overdraw is flagged for the office, never refused.
     Use {
         id: String,
         #[arg(long)]
         sku: String,
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         qty: i64,
+        /// The unit's serial number (needed for serial-tracked parts, one unit at a time).
+        #[arg(long)]
+        serial: Option<String>,
+    },
+    /// Send a faulty part back (RMA): the unit taken out of the customer's equipment
+    /// (`--order`), or a unit of your van's stock that is dead on arrival (`--from-van`).
+    Return {
+        #[arg(long)]
+        sku: String,
+        #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
+        qty: i64,
+        /// The work order it came from.
+        #[arg(long)]
+        order: Option<String>,
+        /// It was a unit of your van's stock.
+        #[arg(long)]
+        from_van: bool,
+        /// The warehouse it goes to (id or name).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        serial: Option<String>,
+        /// What is wrong with it.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RequisitionCommand {
+    /// Ask for parts into your van; a dispatcher approves or rejects it in the console.
+    Add {
+        #[arg(long)]
+        sku: String,
+        #[arg(long, allow_negative_numbers = true)]
+        qty: i64,
+        /// The warehouse to take them from (id or name), if you know it.
+        #[arg(long)]
+        from: Option<String>,
+        /// The work order they are for.
+        #[arg(long)]
+        order: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Your requisitions and their status, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -374,11 +434,96 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{id}: note added (saved; syncs when online)");
         }
         Command::Parts {
-            command: PartsCommand::Use { id, sku, qty },
+            command:
+                PartsCommand::Use {
+                    id,
+                    sku,
+                    qty,
+                    serial,
+                },
         } => {
             let id = store.resolve_order(&id)?;
-            actions::use_part(&mut store, &id, &sku, qty)?;
-            println!("{id}: {qty} x {sku} used (saved; syncs when online)");
+            actions::use_part(&mut store, &id, &sku, qty, serial.as_deref())?;
+            println!("{id}: {qty} x {sku} used from your van (saved; syncs when online)");
+            if let Some(line) = stock::van_stock(&store)?
+                .lines
+                .into_iter()
+                .find(|l| l.sku == sku.trim() && l.overdrawn)
+            {
+                println!(
+                    "note: your van now shows {} x {}: more than it held; the office sees the overdraw",
+                    line.on_hand, line.sku
+                );
+            }
+        }
+        Command::Parts {
+            command:
+                PartsCommand::Return {
+                    sku,
+                    qty,
+                    order,
+                    from_van,
+                    to,
+                    serial,
+                    reason,
+                },
+        } => {
+            let order = order.map(|o| store.resolve_order(&o)).transpose()?;
+            stock::rma(
+                &mut store,
+                stock::Return {
+                    sku: &sku,
+                    qty,
+                    order: order.as_ref(),
+                    from_van,
+                    to: to.as_deref(),
+                    serial: serial.as_deref(),
+                    reason: reason.as_deref(),
+                },
+            )?;
+            println!("{qty} x {sku} returned as faulty (saved; syncs when online)");
+        }
+        Command::Stock { json } => {
+            let s = stock::van_stock(&store)?;
+            if json {
+                print_json(&s);
+            } else {
+                output::van_stock(&s);
+            }
+        }
+        Command::Requisition {
+            command:
+                RequisitionCommand::Add {
+                    sku,
+                    qty,
+                    from,
+                    order,
+                    note,
+                },
+        } => {
+            let order = order.map(|o| store.resolve_order(&o)).transpose()?;
+            let op = stock::requisition(
+                &mut store,
+                &sku,
+                qty,
+                from.as_deref(),
+                order.as_ref(),
+                note.as_deref(),
+            )?;
+            println!(
+                "requisition {}: {qty} x {sku} asked for (saved; the office sees it after your next sync)",
+                op.id
+            );
+        }
+        Command::Requisition {
+            command: RequisitionCommand::List { json },
+        } => {
+            let list = stock::requisitions(&store)?;
+            if json {
+                print_json(&list);
+            } else {
+                output::requisitions(&list);
+            }
         }
         Command::Edit { id, description } => {
             let id = store.resolve_order(&id)?;
@@ -402,6 +547,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print_json(&report);
             } else {
                 output::sync(&report);
+                // The low-stock alert where the engineer looks after every sync. No van
+                // (stock not kept for them) is not worth a word here.
+                if let Ok(s) = stock::van_stock(&store) {
+                    if s.alerts > 0 {
+                        println!(
+                            "{} part(s) in {} low or overdrawn: `fieldsync stock` lists them",
+                            s.alerts, s.van
+                        );
+                    }
+                }
             }
         }
         Command::Info { json } => {

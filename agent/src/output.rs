@@ -561,3 +561,89 @@ pub fn history(h: &fieldsync_proto::report::history::AssetHistory) {
         println!("({} older orders not listed)", h.more);
     }
 }
+
+pub fn van_stock(s: &fieldsync_agent::stock::VanStock) {
+    println!("{} ({})", s.van, s.van_id);
+    if s.lines.is_empty() {
+        println!("No stock recorded for your van yet.");
+    } else {
+        let w = s
+            .lines
+            .iter()
+            .map(|l| l.sku.len())
+            .max()
+            .unwrap_or(3)
+            .max(3);
+        println!(
+            "{:w$}  {:>7}  {:>5}  {:>6}  NAME",
+            "SKU", "ON HAND", "MIN", "FAULTY"
+        );
+        for l in &s.lines {
+            let min = l
+                .min_qty
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "-".into());
+            let mut flags = Vec::new();
+            if l.overdrawn {
+                flags.push("OVERDRAWN");
+            }
+            if l.low {
+                flags.push("LOW");
+            }
+            println!(
+                "{:w$}  {:>7}  {:>5}  {:>6}  {}{}",
+                l.sku,
+                l.on_hand,
+                min,
+                l.faulty,
+                short(&l.name, 40),
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{}]", flags.join(", "))
+                }
+            );
+        }
+    }
+    if s.alerts > 0 {
+        println!(
+            "{} part(s) low or overdrawn: `fieldsync requisition add --sku SKU --qty N` asks for more.",
+            s.alerts
+        );
+    }
+    if s.unsent > 0 {
+        println!(
+            "{} stock change(s) not yet synced (counted above).",
+            s.unsent
+        );
+    }
+}
+
+pub fn requisitions(list: &[fieldsync_agent::stock::MyRequisition]) {
+    if list.is_empty() {
+        println!("No requisitions. `fieldsync requisition add --sku SKU --qty N` asks for parts.");
+        return;
+    }
+    for r in list {
+        let v = &r.view;
+        let mut status = v.status.clone();
+        if let Some(by) = &v.decided_by {
+            status.push_str(&format!(" by {by}"));
+        }
+        if let Some(n) = &v.decision_note {
+            status.push_str(&format!(": {n}"));
+        }
+        if r.unsent {
+            status.push_str(" (not yet sent)");
+        }
+        println!(
+            "{}  {} x {} {}  {}  {}",
+            when(v.at_ms),
+            v.qty,
+            v.sku,
+            short(&v.name, 30),
+            status,
+            v.id
+        );
+    }
+}

@@ -402,6 +402,12 @@ impl Store {
             .order_link()
             .or_else(|| current.as_ref().and_then(order_of));
         let in_scope = match &op_order {
+            // A stock record is the engineer's when it concerns their own van: the same
+            // rules the server applies, on what this device holds.
+            _ if kind.located() => {
+                crate::stock::check_offline(&tx, &op, &who, current.as_ref())?;
+                true
+            }
             Some(order) => local_view(&tx, EntityKind::WorkOrder, order.as_str(), &who)?
                 .is_some_and(|o| scope::holder(&o) == Some(who.user.as_str())),
             None => current.is_some(),
@@ -414,6 +420,14 @@ impl Store {
                 in_scope,
             },
         )?;
+        // A stock record is not the order's child, but a consumption or return is done on
+        // it: filed under it here, the order counts it as pending and shows its refusal.
+        let filed_under = op_order.map(|o| o.0).or_else(|| {
+            kind.located()
+                .then(|| op.fields.get("order_id").and_then(Value::as_str))
+                .flatten()
+                .map(str::to_owned)
+        });
         tx.prepare_cached(
             "INSERT INTO outbox (seq, kind, id, order_id, op, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
@@ -421,7 +435,7 @@ impl Store {
             seq as i64,
             kind.as_str(),
             id.as_str(),
-            op_order.map(|o| o.0),
+            filed_under,
             serde_json::to_string(&op).expect("op serialises"),
             wall.now_ms() as i64
         ])?;
@@ -438,6 +452,25 @@ impl Store {
     pub fn view(&self, kind: EntityKind, id: &str) -> Result<Option<EntityState>> {
         let who = self.require_enrollment()?;
         local_view(&self.conn, kind, id, &who)
+    }
+
+    /// Every entity of these kinds as the engineer sees them (confirmed state plus pending
+    /// ops), leaving out what left the scope.
+    pub fn states_of(&self, kinds: &[EntityKind]) -> Result<Vec<EntityState>> {
+        let who = self.require_enrollment()?;
+        states_of(&self.conn, kinds, &who)
+    }
+
+    /// Our own ops not yet acknowledged for this entity.
+    pub fn unsent(&self, kind: EntityKind, id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM outbox WHERE kind = ?1 AND id = ?2 AND rejected_code IS NULL LIMIT 1",
+            )?
+            .query_row(params![kind.as_str(), id], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// Work orders as the engineer sees them, newest change first.
@@ -530,6 +563,18 @@ impl Store {
         for (kind, rid) in order_refs(&order) {
             if let Some(s) = load(&self.conn, kind, rid.as_str())? {
                 related.insert((kind, rid.0), s);
+            }
+        }
+        // Parts used are consumption movements, filed under the van rather than the order;
+        // the catalog gives their SKU.
+        for s in states_of(
+            &self.conn,
+            &[EntityKind::StockMovement, EntityKind::Part],
+            &who,
+        )? {
+            let ours = s.kind == EntityKind::Part || s.str("order_id") == Some(id.as_str());
+            if ours {
+                related.insert((s.kind, s.id.0.clone()), s);
             }
         }
         // Contracts are broadcast, so the clocks show offline; `now` on the server's time.
@@ -892,7 +937,7 @@ impl Store {
     }
 }
 
-fn is_gone(conn: &Connection, order_id: &str) -> Result<bool> {
+pub(crate) fn is_gone(conn: &Connection, order_id: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT gone FROM entities WHERE kind = 'work_order' AND id = ?1")?
         .query_row([order_id], |r| r.get::<_, bool>(0))
@@ -913,7 +958,34 @@ fn purge_gone(tx: &Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
-fn local_view(
+pub(crate) fn states_of(
+    conn: &Connection,
+    kinds: &[EntityKind],
+    who: &Enrollment,
+) -> Result<Vec<EntityState>> {
+    let mut out: BTreeMap<(EntityKind, String), EntityState> = BTreeMap::new();
+    for kind in kinds {
+        let mut stmt =
+            conn.prepare_cached("SELECT state FROM entities WHERE kind = ?1 AND gone = 0")?;
+        let rows = stmt.query_map([kind.as_str()], |r| r.get::<_, String>(0))?;
+        for j in rows {
+            let s = parse_state(&j?)?;
+            out.insert((s.kind, s.id.0.clone()), s);
+        }
+        for op in pending_ops(conn, "AND kind = ?1", &[&kind.as_str()])? {
+            let key = (op.kind, op.id.0.clone());
+            let current = out.get(&key);
+            if current.is_none() && op.op != OpKind::Create {
+                continue; // it left our scope
+            }
+            let applied = apply_op(current, &op, who.device_id, &who.user);
+            out.insert(key, applied.state);
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+pub(crate) fn local_view(
     conn: &Connection,
     kind: EntityKind,
     id: &str,

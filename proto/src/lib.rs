@@ -17,6 +17,7 @@ pub mod schema;
 pub mod scope;
 pub mod sla;
 pub mod state;
+pub mod stock;
 pub mod validate;
 pub mod view;
 pub mod wire;

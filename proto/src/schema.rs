@@ -30,10 +30,14 @@ pub enum EntityKind {
     Signoff,
     Rating,
     Complaint,
+    StockLocation,
+    StockMovement,
+    Requisition,
+    StockMin,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 19] = [
+    pub const ALL: [EntityKind; 23] = [
         EntityKind::WorkOrder,
         EntityKind::Customer,
         EntityKind::Site,
@@ -53,6 +57,10 @@ impl EntityKind {
         EntityKind::Signoff,
         EntityKind::Rating,
         EntityKind::Complaint,
+        EntityKind::StockLocation,
+        EntityKind::StockMovement,
+        EntityKind::Requisition,
+        EntityKind::StockMin,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +84,10 @@ impl EntityKind {
             EntityKind::Signoff => "signoff",
             EntityKind::Rating => "rating",
             EntityKind::Complaint => "complaint",
+            EntityKind::StockLocation => "stock_location",
+            EntityKind::StockMovement => "stock_movement",
+            EntityKind::Requisition => "requisition",
+            EntityKind::StockMin => "stock_min",
         }
     }
 
@@ -84,7 +96,7 @@ impl EntityKind {
     }
 
     /// Reference data every engineer holds offline, whatever their orders (the parts
-    /// catalog, the knowledge base, checklist templates).
+    /// catalog, the knowledge base, contracts, checklist templates, stock locations).
     pub fn broadcast(self) -> bool {
         matches!(
             self,
@@ -92,6 +104,16 @@ impl EntityKind {
                 | EntityKind::KbArticle
                 | EntityKind::Contract
                 | EntityKind::ChecklistTemplate
+                | EntityKind::StockLocation
+        )
+    }
+
+    /// Stock records scoped by the location they concern rather than by an order: an
+    /// engineer holds those of their own van (`stock.rs`).
+    pub fn located(self) -> bool {
+        matches!(
+            self,
+            EntityKind::StockMovement | EntityKind::Requisition | EntityKind::StockMin
         )
     }
 
@@ -116,6 +138,10 @@ impl EntityKind {
             EntityKind::Signoff => &crate::report::schema::SIGNOFF,
             EntityKind::Rating => &crate::report::schema::RATING,
             EntityKind::Complaint => &crate::report::schema::COMPLAINT,
+            EntityKind::StockLocation => &STOCK_LOCATION,
+            EntityKind::StockMovement => &STOCK_MOVEMENT,
+            EntityKind::Requisition => &REQUISITION,
+            EntityKind::StockMin => &STOCK_MIN,
         }
     }
 }
@@ -232,6 +258,9 @@ pub enum Creators {
     OrderParticipants,
     /// Only the server.
     System,
+    /// The office, and an engineer for their own van: `stock::check_located` decides
+    /// against the locations the record names.
+    Located,
 }
 
 #[derive(Debug)]
@@ -663,6 +692,180 @@ pub static CONTRACT: KindSpec = KindSpec {
         f("includes_travel", FieldType::Bool, Owner::Dispatcher),
         f("includes_parts", FieldType::Bool, Owner::Dispatcher),
         f("includes_after_hours", FieldType::Bool, Owner::Dispatcher),
+    ],
+};
+
+/// Where stock is kept: a warehouse, or a van. Every engineer has one van; a crew of
+/// engineers may share one (`engineers`, comma-separated user names). Every engineer holds
+/// all locations offline (a requisition names the warehouse it asks from); only the
+/// movements of their own van reach them.
+pub const LOCATION_TYPES: &[&str] = &["warehouse", "van"];
+
+pub static STOCK_LOCATION: KindSpec = KindSpec {
+    kind: EntityKind::StockLocation,
+    append_only: false,
+    creators: Creators::Office,
+    order_link: None,
+    fields: &[
+        req("name", TEXT_SHORT, Owner::Dispatcher),
+        req("type", FieldType::Enum(LOCATION_TYPES), Owner::Dispatcher),
+        f("engineers", TEXT_SHORT, Owner::Dispatcher),
+        f("retired", FieldType::Bool, Owner::Dispatcher),
+    ],
+};
+
+/// How stock moves. Stock is never a stored number: it is derived from these records
+/// (`stock::derive`), so two engineers consuming offline add up instead of overwriting.
+pub const MOVEMENT_TYPES: &[&str] = &["receipt", "transfer", "consumption", "rma"];
+/// Units in one movement or requisition.
+pub const STOCK_QTY_MAX: i64 = 100_000;
+const STOCK_QTY: FieldType = FieldType::Int {
+    min: 1,
+    max: STOCK_QTY_MAX,
+};
+
+/// One movement of stock, created once and never edited (a mistake is voided and
+/// recorded again). Consumption on an order is a movement from the engineer's van with
+/// `order_id`: the one record of a part used (`part_usage` is the older, stockless form).
+pub static STOCK_MOVEMENT: KindSpec = KindSpec {
+    kind: EntityKind::StockMovement,
+    append_only: true,
+    creators: Creators::Located,
+    order_link: None,
+    fields: &[
+        fixed("type", FieldType::Enum(MOVEMENT_TYPES), Owner::Shared, true),
+        fixed(
+            "part_id",
+            FieldType::Ref(EntityKind::Part),
+            Owner::Shared,
+            true,
+        ),
+        fixed("qty", STOCK_QTY, Owner::Shared, true),
+        fixed(
+            "from_location",
+            FieldType::Ref(EntityKind::StockLocation),
+            Owner::Shared,
+            false,
+        ),
+        fixed(
+            "to_location",
+            FieldType::Ref(EntityKind::StockLocation),
+            Owner::Shared,
+            false,
+        ),
+        fixed(
+            "order_id",
+            FieldType::Ref(EntityKind::WorkOrder),
+            Owner::Shared,
+            false,
+        ),
+        fixed(
+            "serial",
+            FieldType::Text { max_chars: 64 },
+            Owner::Shared,
+            false,
+        ),
+        fixed(
+            "requisition_id",
+            FieldType::Ref(EntityKind::Requisition),
+            Owner::Dispatcher,
+            false,
+        ),
+        fixed(
+            "note",
+            FieldType::Text { max_chars: 1_000 },
+            Owner::Shared,
+            false,
+        ),
+        f("voided", FieldType::Bool, Owner::Shared),
+    ],
+};
+
+/// A dispatcher's decision on a requisition; absent while it waits.
+pub const REQUISITION_STATUSES: &[&str] = &["approved", "rejected"];
+
+/// An engineer's request for parts into their van, made offline. A dispatcher approves
+/// it in the console, which records a transfer movement warehouse -> van, or rejects it.
+pub static REQUISITION: KindSpec = KindSpec {
+    kind: EntityKind::Requisition,
+    append_only: true,
+    creators: Creators::Located,
+    order_link: None,
+    fields: &[
+        fixed(
+            "part_id",
+            FieldType::Ref(EntityKind::Part),
+            Owner::Shared,
+            true,
+        ),
+        fixed("qty", STOCK_QTY, Owner::Shared, true),
+        fixed(
+            "van_id",
+            FieldType::Ref(EntityKind::StockLocation),
+            Owner::Shared,
+            true,
+        ),
+        fixed(
+            "from_location",
+            FieldType::Ref(EntityKind::StockLocation),
+            Owner::Shared,
+            false,
+        ),
+        fixed(
+            "order_id",
+            FieldType::Ref(EntityKind::WorkOrder),
+            Owner::Shared,
+            false,
+        ),
+        fixed(
+            "note",
+            FieldType::Text { max_chars: 1_000 },
+            Owner::Shared,
+            false,
+        ),
+        f(
+            "status",
+            FieldType::Enum(REQUISITION_STATUSES),
+            Owner::Dispatcher,
+        ),
+        f("decided_by", TEXT_SHORT, Owner::Dispatcher),
+        f("decision_note", TEXT_SHORT, Owner::Dispatcher),
+        f(
+            "transfer_id",
+            FieldType::Ref(EntityKind::StockMovement),
+            Owner::Dispatcher,
+        ),
+    ],
+};
+
+/// The low-stock threshold of one part at one location. Its id is derived from the pair
+/// (`stock::min_id`), so setting it twice edits one record instead of making two.
+pub static STOCK_MIN: KindSpec = KindSpec {
+    kind: EntityKind::StockMin,
+    append_only: false,
+    creators: Creators::Office,
+    order_link: None,
+    fields: &[
+        fixed(
+            "location_id",
+            FieldType::Ref(EntityKind::StockLocation),
+            Owner::Dispatcher,
+            true,
+        ),
+        fixed(
+            "part_id",
+            FieldType::Ref(EntityKind::Part),
+            Owner::Dispatcher,
+            true,
+        ),
+        req(
+            "min_qty",
+            FieldType::Int {
+                min: 0,
+                max: 1_000_000,
+            },
+            Owner::Dispatcher,
+        ),
     ],
 };
 

@@ -44,6 +44,7 @@ pub fn validate_op(op: &Op, role: Role) -> Result<(), OpError> {
             Creators::Office => matches!(role, Role::Dispatcher | Role::Admin),
             Creators::OrderParticipants => true,
             Creators::System => false,
+            Creators::Located => true,
         };
         if !allowed {
             return Err(OpError::new(
@@ -111,7 +112,8 @@ pub fn validate_op(op: &Op, role: Role) -> Result<(), OpError> {
             format!("base version given for {name:?}, which the op does not set"),
         ));
     }
-    crate::report::check_op(op)
+    crate::report::check_op(op)?;
+    crate::stock::check_shape(op, role)
 }
 
 /// Whether `v` fits the field's type. `null` clears an optional field.

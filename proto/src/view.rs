@@ -28,7 +28,8 @@ pub struct OrderSummary {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecordView {
     pub id: String,
-    /// The record's fields, e.g. `text` for a note, `sku` and `qty` for a part usage.
+    /// The record's fields, e.g. `text` for a note, `sku` and `qty` for a part usage;
+    /// a consumption movement adds `type`, `part_id` and `from_location`.
     #[serde(flatten)]
     pub fields: Map<String, Value>,
     /// Who created it and when (event time).
@@ -239,6 +240,12 @@ pub fn order_view_at<'a>(
     };
     let is = |field: &str, s: &EntityState| order.str(field) == Some(s.id.as_str());
     let mut contract = None;
+    let related: Vec<&EntityState> = related.into_iter().collect();
+    let catalog: std::collections::HashMap<&str, &str> = related
+        .iter()
+        .filter(|s| s.kind == EntityKind::Part)
+        .filter_map(|s| Some((s.id.as_str(), s.str("sku")?)))
+        .collect();
     for s in related {
         let linked = s.kind.spec().order_link.and_then(|l| s.str(l)) == Some(order.id.as_str());
         match s.kind {
@@ -255,6 +262,15 @@ pub fn order_view_at<'a>(
             EntityKind::Signoff if linked => view.signoffs.push(record(s, "order_id")),
             EntityKind::Rating if linked => view.ratings.push(record(s, "order_id")),
             EntityKind::Complaint if linked => view.complaints.push(record(s, "order_id")),
+            // Parts used are consumption (and return) movements: the one record that both
+            // lists a part on the order and moves stock (`stock.rs`).
+            EntityKind::StockMovement if s.str("order_id") == Some(order.id.as_str()) => {
+                let mut r = record(s, "order_id");
+                if let Some(sku) = catalog.get(s.str("part_id").unwrap_or_default()) {
+                    r.fields.insert("sku".into(), Value::from(*sku));
+                }
+                view.parts.push(r);
+            }
             _ => {}
         }
     }

@@ -270,7 +270,118 @@ pub fn seed(store: &dyn Store) -> anyhow::Result<bool> {
         json!({"description": "New service request: ice machine not cooling (unassigned).", "priority": 3,
                "customer_id": "cust-ridge", "site_id": "site-ridge-brew"}),
     )?;
+    seed_stock(store, &dana)?;
     Ok(true)
+}
+
+/// A small parts catalog, a warehouse, a van each for eve and sam, and the stock that
+/// reached them (receipts, then transfers): the stock page and `fieldsync stock` have
+/// something to show, and the HP switch the walkthrough fits is the van's last one.
+fn seed_stock(store: &dyn Store, dana: &Actor) -> anyhow::Result<()> {
+    let parts = [
+        (
+            "part-hps-220",
+            "HPS-220",
+            "High-pressure switch 22 bar",
+            64.0,
+            false,
+        ),
+        ("part-valve-25", "VALVE-25", "Ball valve DN25", 18.5, false),
+        (
+            "part-ctl-9",
+            "CTL-9",
+            "Chiller controller board",
+            420.0,
+            true,
+        ),
+    ];
+    for (id, sku, name, cost, serial) in parts {
+        put(
+            store,
+            dana,
+            EntityKind::Part,
+            id,
+            json!({"sku": sku, "name": name, "unit_cost": cost, "serial_tracked": serial}),
+        )?;
+    }
+    let locations = [
+        ("wh-leeds", "Leeds warehouse", "warehouse", None),
+        ("van-eve", "Eve's van", "van", Some("eve")),
+        ("van-sam", "Sam's van", "van", Some("sam")),
+    ];
+    for (id, name, ty, engineer) in locations {
+        let mut f = json!({"name": name, "type": ty});
+        if let Some(e) = engineer {
+            f["engineers"] = json!(e);
+        }
+        put(store, dana, EntityKind::StockLocation, id, f)?;
+    }
+    let movements = [
+        (
+            "mv-demo-1",
+            "receipt",
+            "part-hps-220",
+            4,
+            None,
+            Some("wh-leeds"),
+        ),
+        (
+            "mv-demo-2",
+            "receipt",
+            "part-valve-25",
+            20,
+            None,
+            Some("wh-leeds"),
+        ),
+        (
+            "mv-demo-3",
+            "transfer",
+            "part-hps-220",
+            1,
+            Some("wh-leeds"),
+            Some("van-eve"),
+        ),
+        (
+            "mv-demo-4",
+            "transfer",
+            "part-valve-25",
+            6,
+            Some("wh-leeds"),
+            Some("van-eve"),
+        ),
+        (
+            "mv-demo-5",
+            "transfer",
+            "part-valve-25",
+            4,
+            Some("wh-leeds"),
+            Some("van-sam"),
+        ),
+    ];
+    for (id, ty, part, qty, from, to) in movements {
+        let mut f = json!({"type": ty, "part_id": part, "qty": qty});
+        if let Some(l) = from {
+            f["from_location"] = json!(l);
+        }
+        if let Some(l) = to {
+            f["to_location"] = json!(l);
+        }
+        put(store, dana, EntityKind::StockMovement, id, f)?;
+    }
+    for (location, part, min) in [
+        ("van-eve", "part-hps-220", 1),
+        ("wh-leeds", "part-hps-220", 2),
+    ] {
+        let id = fieldsync_proto::stock::min_id(location, part);
+        put(
+            store,
+            dana,
+            EntityKind::StockMin,
+            id.as_str(),
+            json!({"location_id": location, "part_id": part, "min_qty": min}),
+        )?;
+    }
+    Ok(())
 }
 
 /// What to print once the demo server is up.
@@ -300,6 +411,8 @@ Try an engineer's offline day in another terminal:
   cargo run --release --bin fieldsync -- time wo-1001 --labour 75
   cargo run --release --bin fieldsync -- resolve wo-1001 --fault-code HP-TRIP --root-cause \"HP switch worn\"
   cargo run --release --bin fieldsync -- rate wo-1001 5 --comment \"Quick and clear\"
+  cargo run --release --bin fieldsync -- stock
+  cargo run --release --bin fieldsync -- requisition add --sku HPS-220 --qty 2 --from wh-leeds
   cargo run --release --bin fieldsync -- progress wo-1001 completed --resolution \"Replaced HP switch, tested OK\"
   cargo run --release --bin fieldsync -- report wo-1001 --out wo-1001.html
   cargo run --release --bin fieldsync -- sync --json

@@ -30,6 +30,10 @@ pub const KINDS: &[(&str, EntityKind)] = &[
     ("parts", EntityKind::Part),
     // Checklists per work type; `items` is a quoted multi-line cell, one item per line.
     ("checklist-templates", EntityKind::ChecklistTemplate),
+    // Opening stock from an old system is a receipt per part and location, so the
+    // figures stay derived from movements.
+    ("stock-locations", EntityKind::StockLocation),
+    ("stock-movements", EntityKind::StockMovement),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -69,15 +69,18 @@ enum Command {
         #[arg(long)]
         from: PathBuf,
     },
-    /// Import customers, sites, assets, work orders, catalog parts or checklist templates
-    /// from a CSV file whose header names the fields (and optionally `id`). All or
-    /// nothing: any bad row imports nothing and every problem is listed with its row and
-    /// line. Stop the server first.
+    /// Import customers, sites, assets, work orders, catalog parts, checklist templates,
+    /// stock locations or stock movements (opening stock as receipts) from a CSV file whose
+    /// header names the fields (and optionally `id`). All or nothing: any bad row imports
+    /// nothing and every problem is listed with its row and line. Stop the server first.
     Import {
         #[command(flatten)]
         dir: DataDir,
         /// What the file holds.
-        #[arg(value_parser = ["customers", "sites", "assets", "work-orders", "parts", "checklist-templates"])]
+        #[arg(value_parser = [
+            "customers", "sites", "assets", "work-orders", "parts", "checklist-templates",
+            "stock-locations", "stock-movements",
+        ])]
         kind: String,
         /// The CSV file (UTF-8, comma-separated, a header row).
         file: PathBuf,

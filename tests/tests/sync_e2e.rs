@@ -23,6 +23,23 @@ fn setup(root: &Path, order: Value) -> (Server, Api, String, Agent) {
     (server, office, id, eve)
 }
 
+/// A catalog part and eve's van: parts used on an order come out of a van.
+fn van_for_eve(office: &Api, sku: &str) {
+    for (kind, body) in [
+        (
+            "part",
+            json!({"id": format!("p-{sku}"), "sku": sku, "name": sku}),
+        ),
+        (
+            "stock_location",
+            json!({"id": "van-eve", "name": "Eve's van", "type": "van", "engineers": "eve"}),
+        ),
+    ] {
+        let (status, body) = office.post(&format!("/api/v1/entities/{kind}"), &body);
+        assert_eq!(status, 201, "{body}");
+    }
+}
+
 fn texts(records: &Value, field: &str) -> Vec<String> {
     records
         .as_array()
@@ -54,6 +71,8 @@ fn offline_work_reaches_the_dispatcher_after_the_server_returns() {
         json!({"description": "Boiler losing pressure", "priority": 2, "assignee": "eve"}),
     );
 
+    van_for_eve(&office, "SEAL-40");
+    assert_eq!(eve.sync()["in_sync"], true);
     server.kill();
     let offline_at = now_ms();
     eve.ok(&["progress", &id, "on-site"]);
@@ -310,6 +329,7 @@ fn lost_ack_is_resent_and_applied_exactly_once() {
     let office = server.api(DISPATCHER);
     let id = office.create_order(json!({"description": "Pump cavitating", "priority": 2,
                                         "assignee": "eve"}));
+    van_for_eve(&office, "IMP-7");
     let mut eve = server.agent(&tmp.path().join("eve"), ENGINEER);
     assert_eq!(eve.sync()["in_sync"], true);
     let proxy = Proxy::start(addr(&server));
@@ -449,6 +469,8 @@ fn pending_ops_survive_a_server_crash_and_restart() {
         tmp.path(),
         json!({"description": "Lift door sensor faulty", "priority": 3, "assignee": "eve"}),
     );
+    van_for_eve(&office, "SENS-3");
+    eve.sync();
     eve.ok(&["progress", &id, "en-route"]);
     eve.ok(&["note", &id, "door sensor misaligned"]);
     eve.ok(&["parts", "use", &id, "--sku", "SENS-3", "--qty", "1"]);

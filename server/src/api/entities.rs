@@ -162,6 +162,11 @@ pub async fn create_entity(
     let id = match body.remove("id") {
         Some(Value::String(s)) => EntityId(s),
         Some(_) => return Err(ApiError::bad_request("invalid_type", "id must be a string")),
+        // A minimum's id is its (location, part) pair's, so there is one per pair.
+        None if kind == EntityKind::StockMin => {
+            let s = |f: &str| body.get(f).and_then(Value::as_str).unwrap_or_default();
+            fieldsync_proto::stock::min_id(s("location_id"), s("part_id"))
+        }
         None => new_id(now_ms()),
     };
     let (fields, base) = patch_fields(body)?;

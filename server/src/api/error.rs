@@ -83,7 +83,7 @@ impl From<OpError> for ApiError {
         let status = match e.code.as_str() {
             "not_found" => StatusCode::NOT_FOUND,
             "not_owner" | "not_creator" | "out_of_scope" => StatusCode::FORBIDDEN,
-            "already_exists" => StatusCode::CONFLICT,
+            "already_exists" | "already_decided" => StatusCode::CONFLICT,
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, &e.code, e.message)

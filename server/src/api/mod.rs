@@ -5,6 +5,7 @@ pub(crate) mod entities;
 mod error;
 mod extract;
 pub(crate) mod photos;
+pub mod stock;
 mod sync;
 
 use std::sync::Arc;
@@ -72,6 +73,9 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/conflicts/{id}/resolve",
             post(entities::resolve_conflict),
         )
+        .route("/api/v1/stock", get(stock::get_stock))
+        .route("/api/v1/requisitions/{id}/approve", post(stock::approve))
+        .route("/api/v1/requisitions/{id}/reject", post(stock::reject))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))

@@ -18,6 +18,7 @@ mod pages;
 mod photos;
 mod profiles;
 mod report;
+mod stock;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION};
@@ -66,6 +67,11 @@ pub fn routes() -> Router<AppState> {
         .route("/console/devices/{id}/revoke", post(pages::revoke))
         .route("/console/photos/{id}", get(photos::full))
         .route("/console/photos/{id}/thumb", get(photos::thumb))
+        .route("/console/stock", get(stock::page))
+        .route("/console/stock/receipt", post(stock::receipt))
+        .route("/console/stock/min", post(stock::set_min))
+        .route("/console/requisitions/{id}/approve", post(stock::approve))
+        .route("/console/requisitions/{id}/reject", post(stock::reject))
         .route("/console/search", get(pages::search))
         .route("/console/events", get(pages::events))
         .route("/console/static/app.js", get(app_js))

@@ -61,12 +61,13 @@ pub(super) fn layout(lang: Lang, s: Option<&Session>, title: &str, body: &str) -
     if let Some(s) = s {
         let _ = write!(
             nav,
-            r#"<nav aria-label="main"><a href="/console">{}</a> <a href="/console/orders/new">{}</a> <a href="/console/conflicts">{}</a> <a href="/console/engineers">{}</a>
+            r#"<nav aria-label="main"><a href="/console">{}</a> <a href="/console/orders/new">{}</a> <a href="/console/conflicts">{}</a> <a href="/console/engineers">{}</a> <a href="/console/stock">{}</a>
 <form method="post" action="/console/logout" class="inline"><input type="hidden" name="csrf" value="{}"><span class="who">{}</span> <button type="submit">{}</button></form></nav>"#,
             t("nav.board"),
             t("nav.new"),
             t("nav.conflicts"),
             t("nav.engineers"),
+            t("nav.stock"),
             esc(&s.csrf),
             esc(&s.actor.user),
             t("nav.logout"),
@@ -637,7 +638,7 @@ async fn exists(app: &AppState, s: &Session, kind: EntityKind, id: &str) -> bool
         .is_some()
 }
 
-fn new_id() -> EntityId {
+pub(super) fn new_id() -> EntityId {
     let mut r = [0u8; 10];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut r);
     EntityId::generate(now_ms(), r)

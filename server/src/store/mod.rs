@@ -108,6 +108,18 @@ pub struct MaintenanceRun {
     pub refused: Vec<(EntityId, String)>,
 }
 
+/// A dispatcher's decision on a requisition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Approve, moving the units from this warehouse into the requesting van.
+    Approve {
+        from: String,
+    },
+    Reject {
+        note: Option<String>,
+    },
+}
+
 /// How the console's board orders its rows; every sort ends in the server sequence so
 /// pages are stable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -317,4 +329,22 @@ pub trait Store: Send + Sync + 'static {
     fn open_conflicts(&self, limit: usize) -> Result<Vec<EntityState>, StoreError>;
     /// Users with their devices and open load.
     fn people(&self) -> Result<Vec<PersonInfo>, StoreError>;
+
+    /// Everything stock is derived from (office reads): every stock location, part,
+    /// requisition and minimum, and up to `movements_max` movements, read as
+    /// `stock::Movement`s rather than whole states (it is most of the cost of a view).
+    fn stock_states(
+        &self,
+        movements_max: usize,
+    ) -> Result<(Vec<EntityState>, Vec<fieldsync_proto::stock::Movement>), StoreError>;
+    /// Approve a pending requisition (a transfer from the warehouse into the van, recorded
+    /// with the decision in one transaction) or reject it. `Ok(Err(_))` is a refusal:
+    /// unknown, already decided, or a transfer the stock rules refuse.
+    fn decide_requisition(
+        &self,
+        actor: &Actor,
+        id: &str,
+        decision: Decision,
+        now_ms: u64,
+    ) -> Result<Result<(), OpError>, StoreError>;
 }

@@ -13,6 +13,7 @@ use fieldsync_proto::report::checklist;
 use fieldsync_proto::scope::{self, order_move, order_of, order_refs};
 use fieldsync_proto::sla;
 use fieldsync_proto::state::Version;
+use fieldsync_proto::stock::{self, LocationInfo, StockContext};
 use fieldsync_proto::validate::{authorize, validate_op, Target};
 use fieldsync_proto::view::{self, OrderSummary, OrderView};
 use fieldsync_proto::wire::{DigestResponse, EntityRef, PullPage, PushResponse, Rejection};
@@ -26,8 +27,8 @@ use serde_json::Value;
 
 use super::board::Board;
 use super::{
-    Actor, BoardPage, BoardQuery, BoardSort, DeviceInfo, MaintenanceRun, PersonInfo, ReceivedOp,
-    ServerWrite, Store, StoreError, TimelineEntry, TokenStatus, UserRecord,
+    Actor, BoardPage, BoardQuery, BoardSort, Decision, DeviceInfo, MaintenanceRun, PersonInfo,
+    ReceivedOp, ServerWrite, Store, StoreError, TimelineEntry, TokenStatus, UserRecord,
 };
 
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
@@ -176,8 +177,15 @@ impl IndexedColumns {
     fn of(state: &EntityState, board: &BoardColumns) -> IndexedColumns {
         let order = state.kind == EntityKind::WorkOrder;
         let s = |f: &str| order.then(|| state.str(f).map(str::to_owned)).flatten();
+        // A consumption or return names its order without being the order's child (it is
+        // scoped by its van): the column still files it under the order, so the order's
+        // view and timeline list it; `children` leaves it out of reassignments.
+        let order_id = match state.kind {
+            EntityKind::StockMovement => state.str("order_id").map(str::to_owned),
+            _ => order_of(state).map(|o| o.0),
+        };
         IndexedColumns {
-            order_id: order_of(state).map(|o| o.0),
+            order_id,
             assignee: s("assignee"),
             customer_id: s("customer_id"),
             site_id: s("site_id"),
@@ -370,7 +378,8 @@ impl WriteTx<'_> {
 
     fn children(&self, order_id: &str) -> Result<Vec<(EntityKind, String)>, StoreError> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT kind, id FROM entities WHERE order_id = ?1 AND kind != 'work_order'",
+            "SELECT kind, id FROM entities WHERE order_id = ?1
+             AND kind NOT IN ('work_order', 'stock_movement')",
         )?;
         let rows = stmt.query_map([order_id], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
@@ -588,8 +597,19 @@ impl WriteTx<'_> {
                     self.feed_put(&h, after.kind, id, false)?;
                 }
             }
+            EntityKind::StockLocation => {
+                for engineer in self.engineers()? {
+                    self.feed_put(&engineer, EntityKind::StockLocation, id, false)?;
+                }
+                self.van_moved(before, after)?;
+            }
             kind if kind.broadcast() => {
                 for engineer in self.engineers()? {
+                    self.feed_put(&engineer, kind, id, false)?;
+                }
+            }
+            kind if kind.located() => {
+                for engineer in self.van_holders(after)? {
                     self.feed_put(&engineer, kind, id, false)?;
                 }
             }
@@ -656,6 +676,78 @@ impl WriteTx<'_> {
         Ok(())
     }
 
+    /// Who holds a stock record: the crew of every van it names, and the holder of the
+    /// order it names (a faulty part taken out of the customer's equipment leaves no van,
+    /// yet it is that engineer's record).
+    fn van_holders(&self, state: &EntityState) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        if let Some(order) = state.str("order_id") {
+            out.extend(self.holder_of(order)?);
+        }
+        for l in self.locations(&stock::location_refs(state))? {
+            for e in l.engineers.into_iter().filter(|_| l.van) {
+                if !out.contains(&e) {
+                    out.push(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn locations(&self, ids: &[EntityId]) -> Result<Vec<LocationInfo>, StoreError> {
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(l) = self.load(EntityKind::StockLocation, id.as_str())? {
+                out.extend(LocationInfo::of(&l));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A van handed to another engineer: its records follow it. A full scan of the stock
+    /// records, which is fine for something a dispatcher does a few times a year.
+    fn van_moved(
+        &mut self,
+        before: Option<&EntityState>,
+        after: &EntityState,
+    ) -> Result<(), StoreError> {
+        let crew = |s: Option<&EntityState>| {
+            s.and_then(LocationInfo::of)
+                .filter(|l| l.van)
+                .map(|l| l.engineers)
+                .unwrap_or_default()
+        };
+        let (old, new) = (crew(before), crew(Some(after)));
+        let joined: Vec<&String> = new.iter().filter(|e| !old.contains(e)).collect();
+        let left: Vec<&String> = old.iter().filter(|e| !new.contains(e)).collect();
+        if joined.is_empty() && left.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<(String, String)> = self
+            .tx
+            .prepare_cached(
+                "SELECT kind, id FROM entities
+                 WHERE kind IN ('stock_movement', 'requisition', 'stock_min') AND ?1 IN (
+                   json_extract(state, '$.fields.from_location.v'),
+                   json_extract(state, '$.fields.to_location.v'),
+                   json_extract(state, '$.fields.van_id.v'),
+                   json_extract(state, '$.fields.location_id.v'))",
+            )?
+            .query_map([after.id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (kind, id) in records {
+            let kind = EntityKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown kind {kind:?}")))?;
+            for n in &joined {
+                self.feed_put(n, kind, &id, false)?;
+            }
+            for o in &left {
+                self.feed_put(o, kind, &id, true)?;
+            }
+        }
+        Ok(())
+    }
+
     fn holder_and_asset(
         &self,
         order_id: &str,
@@ -668,6 +760,88 @@ impl WriteTx<'_> {
             .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .unwrap_or((None, None)))
+    }
+
+    /// The stock rules (`stock::check_located`) with what this store knows: the locations,
+    /// part and order the record names, and whether the author may write to that order.
+    fn check_stock(
+        &self,
+        user: &str,
+        role: Role,
+        dev: DeviceId,
+        op: &Op,
+        current: Option<&EntityState>,
+    ) -> Result<Option<OpError>, StoreError> {
+        let after = apply_op(current, op, dev, user).state;
+        let locations = self.locations(&stock::location_refs(&after))?;
+        let part = match after.str("part_id") {
+            Some(p) => self.load(EntityKind::Part, p)?,
+            None => None,
+        };
+        let order_ok = match op.fields.get("order_id").and_then(Value::as_str) {
+            None => true,
+            Some(o) => {
+                self.load(EntityKind::WorkOrder, o)?.is_some()
+                    && (role != Role::Engineer
+                        || self.in_feed(user, EntityKind::WorkOrder, o)?
+                        || self.held_at(user, Some(&EntityId::from(o)), op.hlc)?)
+            }
+        };
+        let ctx = StockContext {
+            user,
+            role,
+            locations: &locations,
+            part: part.as_ref(),
+            order_ok,
+            current,
+        };
+        Ok(stock::check_located(op, &ctx).err())
+    }
+
+    /// One van per engineer (a crew may share one), and a van's crew are engineers.
+    fn check_van(
+        &self,
+        op: &Op,
+        current: Option<&EntityState>,
+    ) -> Result<Option<OpError>, StoreError> {
+        let after = apply_op(current, op, SERVER_DEVICE, "").state;
+        let Some(van) = LocationInfo::of(&after).filter(|l| l.van) else {
+            return Ok(None);
+        };
+        let others: Vec<String> = self
+            .tx
+            .prepare_cached(
+                "SELECT state FROM entities WHERE kind = 'stock_location' AND id != ?1",
+            )?
+            .query_map([op.id.as_str()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let others: Vec<LocationInfo> = others
+            .iter()
+            .map(|j| parse_state(j))
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .filter_map(LocationInfo::of)
+            .collect();
+        for engineer in &van.engineers {
+            let role: Option<String> = self
+                .tx
+                .prepare_cached("SELECT role FROM users WHERE name = ?1")?
+                .query_row([engineer], |r| r.get(0))
+                .optional()?;
+            if role.as_deref() != Some("engineer") {
+                return Ok(Some(OpError::new(
+                    "unknown_user",
+                    format!("a van's crew are engineers; {engineer:?} is not one"),
+                )));
+            }
+            if let Some(other) = others.iter().find(|l| l.is_van_of(engineer)) {
+                return Ok(Some(OpError::new(
+                    "invalid_value",
+                    format!("{engineer} already has a van ({})", other.name),
+                )));
+            }
+        }
+        Ok(None)
     }
 
     fn engineers(&self) -> Result<Vec<String>, StoreError> {
@@ -709,30 +883,48 @@ impl WriteTx<'_> {
         self.clock.observe(op.hlc, now_ms);
         let current = self.load(op.kind, op.id.as_str())?;
         let link = op.order_link();
-        let in_scope = role != Role::Engineer || {
-            let order = match op.op {
-                OpKind::Set => current.as_ref().and_then(order_of),
-                OpKind::Create => link.clone(),
+        let located = op.kind.located();
+        // A stock record is scoped by its van, not an order: `check_stock` below decides
+        // whether an engineer's create concerns their own van.
+        let in_scope = role != Role::Engineer
+            || (located
+                && (op.op == OpKind::Create || self.in_feed(user, op.kind, op.id.as_str())?))
+            || {
+                let order = match op.op {
+                    OpKind::Set => current.as_ref().and_then(order_of),
+                    OpKind::Create => link.clone(),
+                };
+                // An order and its records are the holder's to write. Being in the feed is
+                // not enough: the feed also holds the asset's past orders, to read.
+                let order_scoped =
+                    op.kind == EntityKind::WorkOrder || op.kind.spec().order_link.is_some();
+                let now_in = match (&order, op.op) {
+                    (Some(o), _) if order_scoped => {
+                        self.holder_of(o.as_str())?.as_deref() == Some(user)
+                    }
+                    (_, OpKind::Set) if !order_scoped => {
+                        self.in_feed(user, op.kind, op.id.as_str())?
+                    }
+                    _ => false,
+                };
+                now_in || self.held_at(user, order.as_ref(), op.hlc)?
             };
-            // An order and its records are the holder's to write. Being in the feed is
-            // not enough: the feed also holds the asset's past orders, to read.
-            let order_scoped =
-                op.kind == EntityKind::WorkOrder || op.kind.spec().order_link.is_some();
-            let now_in = match (&order, op.op) {
-                (Some(o), _) if order_scoped => {
-                    self.holder_of(o.as_str())?.as_deref() == Some(user)
-                }
-                (_, OpKind::Set) if !order_scoped => self.in_feed(user, op.kind, op.id.as_str())?,
-                _ => false,
-            };
-            now_in || self.held_at(user, order.as_ref(), op.hlc)?
-        };
         let target = Target {
             exists: current.is_some(),
             in_scope,
         };
         if let Err(e) = authorize(op, role, target) {
             return Ok(Err(e));
+        }
+        if located {
+            if let Some(e) = self.check_stock(user, role, dev, op, current.as_ref())? {
+                return Ok(Err(e));
+            }
+        }
+        if op.kind == EntityKind::StockLocation {
+            if let Some(e) = self.check_van(op, current.as_ref())? {
+                return Ok(Err(e));
+            }
         }
         if let Some(e) = self.check_refs(op, link.as_ref())? {
             return Ok(Err(e));
@@ -1481,6 +1673,15 @@ impl Store for SqliteStore {
                     related.push(s);
                 }
             }
+            // The catalog entries of the parts used, for their SKU.
+            let parts: std::collections::BTreeSet<String> = related
+                .iter()
+                .filter(|s| s.kind == EntityKind::StockMovement)
+                .filter_map(|s| s.str("part_id").map(str::to_owned))
+                .collect();
+            for p in parts {
+                related.extend(load(c, EntityKind::Part, &p)?);
+            }
             if let Some(contract) = order.str("contract_id") {
                 related.extend(load(c, EntityKind::Contract, contract)?);
             }
@@ -1716,6 +1917,116 @@ impl Store for SqliteStore {
             .map(|j| parse_state(&j?))
             .collect()
         })
+    }
+
+    fn stock_states(
+        &self,
+        movements_max: usize,
+    ) -> Result<(Vec<EntityState>, Vec<stock::Movement>), StoreError> {
+        self.read(|c| {
+            let states: Vec<EntityState> = c
+                .prepare_cached(
+                    "SELECT state FROM entities
+                     WHERE kind IN ('stock_location', 'part', 'requisition', 'stock_min')",
+                )?
+                .query_map([], |r| r.get::<_, String>(0))?
+                .map(|j| parse_state(&j?))
+                .collect::<Result<_, _>>()?;
+            // Read as movements straight from their stored lines, without building whole
+            // states, in primary-key order: sorting by anything else made SQLite sort the
+            // whole states in a temporary b-tree, most of a stock view's time
+            // (`fieldsync-bench stock`). Past the bound the report says it is incomplete,
+            // so which movements the bound leaves out does not matter.
+            let mut stmt = c.prepare_cached(
+                "SELECT id, state FROM entities WHERE kind = 'stock_movement' LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([movements_max as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut moves = Vec::new();
+            for row in rows {
+                let (id, json) = row?;
+                moves.push(stock::Movement::from_state_json(&json).ok_or_else(|| {
+                    StoreError::Corrupt(format!("stock movement {id} lacks its fields"))
+                })?);
+            }
+            Ok((states, moves))
+        })
+    }
+
+    fn decide_requisition(
+        &self,
+        actor: &Actor,
+        id: &str,
+        decision: Decision,
+        now_ms: u64,
+    ) -> Result<Result<(), OpError>, StoreError> {
+        let mut refused: Option<OpError> = None;
+        let done = self.write(|w| {
+            let mut refuse = |e: OpError| {
+                refused = Some(e);
+                // Rolls the whole decision back, transfer included.
+                Err(StoreError::Conflict("requisition decision refused".into()))
+            };
+            let Some(req) = w.load(EntityKind::Requisition, id)? else {
+                return refuse(OpError::new("not_found", format!("no requisition {id}")));
+            };
+            if let Some(status) = req.str("status") {
+                return refuse(OpError::new(
+                    "already_decided",
+                    format!("requisition {id} was {status} already"),
+                ));
+            }
+            let mut fields =
+                BTreeMap::from([("decided_by".to_owned(), Value::from(actor.user.as_str()))]);
+            let mut writes = Vec::new();
+            match decision {
+                Decision::Approve { from } => {
+                    let transfer = stock::transfer_id(id);
+                    let get = |f: &str| req.get(f).cloned().unwrap_or(Value::Null);
+                    writes.push(ServerWrite {
+                        kind: EntityKind::StockMovement,
+                        id: transfer.clone(),
+                        create: true,
+                        fields: BTreeMap::from([
+                            ("type".to_owned(), Value::from("transfer")),
+                            ("part_id".to_owned(), get("part_id")),
+                            ("qty".to_owned(), get("qty")),
+                            ("from_location".to_owned(), Value::from(from)),
+                            ("to_location".to_owned(), get("van_id")),
+                            ("requisition_id".to_owned(), Value::from(id)),
+                        ]),
+                        base: BTreeMap::new(),
+                    });
+                    fields.insert("status".into(), Value::from("approved"));
+                    fields.insert("transfer_id".into(), Value::from(transfer.0));
+                }
+                Decision::Reject { note } => {
+                    fields.insert("status".into(), Value::from("rejected"));
+                    if let Some(n) = note.filter(|n| !n.trim().is_empty()) {
+                        fields.insert("decision_note".into(), Value::from(n));
+                    }
+                }
+            }
+            writes.push(ServerWrite {
+                kind: EntityKind::Requisition,
+                id: EntityId::from(id),
+                create: false,
+                fields,
+                base: BTreeMap::new(),
+            });
+            for write in writes {
+                if let Err(e) = w.server_op(actor, write, now_ms)? {
+                    return refuse(e);
+                }
+            }
+            Ok(())
+        });
+        match (done, refused) {
+            (Ok(()), _) => Ok(Ok(())),
+            (Err(StoreError::Conflict(_)), Some(e)) => Ok(Err(e)),
+            (Err(e), _) => Err(e),
+        }
     }
 
     fn people(&self) -> Result<Vec<PersonInfo>, StoreError> {
@@ -2443,5 +2754,145 @@ mod tests {
         let rest: Vec<String> = ids(&store.pull(&eve, 0, 1_000).unwrap());
         assert!(!rest.iter().any(|i| i == "w-past"), "{rest:?}");
         assert!(digest.entities >= 30, "eve still holds her own 30 orders");
+    }
+
+    #[test]
+    fn a_vans_records_follow_its_crew_and_an_approval_moves_stock_once() {
+        let (_dir, store) = seeded();
+        store.add_user("zoe", Role::Engineer, "x", NOW_MS).unwrap();
+        let dana = Actor {
+            user: "dana".into(),
+            role: Role::Dispatcher,
+            device: None,
+        };
+        let write = |kind: EntityKind, id: &str, create: bool, fields: Value| {
+            store
+                .server_write(
+                    &dana,
+                    ServerWrite {
+                        kind,
+                        id: id.into(),
+                        create,
+                        fields: serde_json::from_value(fields).unwrap(),
+                        base: BTreeMap::new(),
+                    },
+                    NOW_MS,
+                )
+                .unwrap()
+        };
+        use serde_json::json;
+        write(
+            EntityKind::Part,
+            "p-1",
+            true,
+            json!({"sku": "HP-1", "name": "HP switch"}),
+        )
+        .unwrap();
+        write(
+            EntityKind::StockLocation,
+            "wh",
+            true,
+            json!({"name": "WH", "type": "warehouse"}),
+        )
+        .unwrap();
+        write(
+            EntityKind::StockLocation,
+            "van",
+            true,
+            json!({"name": "Van", "type": "van", "engineers": "eve"}),
+        )
+        .unwrap();
+        write(
+            EntityKind::StockMovement,
+            "m-1",
+            true,
+            json!({"type": "receipt", "part_id": "p-1", "qty": 2, "to_location": "van"}),
+        )
+        .unwrap();
+        let holds = |user: &str, id: &str| {
+            let actor = Actor {
+                user: user.into(),
+                role: Role::Engineer,
+                device: None,
+            };
+            let page = store.pull(&actor, 0, 10_000).unwrap();
+            let held = page
+                .entities
+                .iter()
+                .any(|e| e.get().contains(&format!("\"id\":\"{id}\"")));
+            let left = page.left.iter().any(|l| l.id.as_str() == id);
+            held && !left
+        };
+        assert!(holds("eve", "m-1") && !holds("zoe", "m-1"));
+        // The van is handed to zoe: its movements go with it.
+        write(
+            EntityKind::StockLocation,
+            "van",
+            false,
+            json!({"engineers": "zoe"}),
+        )
+        .unwrap();
+        assert!(!holds("eve", "m-1") && holds("zoe", "m-1"));
+        // Eve now has no van; a second van for zoe is refused.
+        let e = write(
+            EntityKind::StockLocation,
+            "van-2",
+            true,
+            json!({"name": "Van 2", "type": "van", "engineers": "zoe"}),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "invalid_value", "{e}");
+
+        write(
+            EntityKind::Requisition,
+            "rq-1",
+            true,
+            json!({"part_id": "p-1", "qty": 3, "van_id": "van"}),
+        )
+        .unwrap();
+        let approve = || {
+            store
+                .decide_requisition(
+                    &dana,
+                    "rq-1",
+                    Decision::Approve { from: "wh".into() },
+                    NOW_MS,
+                )
+                .unwrap()
+        };
+        assert_eq!(approve(), Ok(()));
+        assert_eq!(approve().unwrap_err().code, "already_decided");
+        let refused = store
+            .decide_requisition(&dana, "rq-none", Decision::Reject { note: None }, NOW_MS)
+            .unwrap();
+        assert_eq!(refused.unwrap_err().code, "not_found");
+        let (states, moves) = store.stock_states(1_000).unwrap();
+        // The movements read by SQL are exactly what `Movement::of` reads from the states.
+        let mut whole: Vec<stock::Movement> = moves
+            .iter()
+            .map(|m| {
+                let state = store
+                    .entity(&dana, EntityKind::StockMovement, &m.id)
+                    .unwrap()
+                    .unwrap();
+                stock::Movement::of(&state).unwrap()
+            })
+            .collect();
+        whole.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut read = moves.clone();
+        read.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(read, whole);
+        assert_eq!(read.len(), 2);
+        let lines = fieldsync_proto::stock::report_from(moves, &states, None);
+        let at = |l: &str| lines.iter().find(|x| x.location_id == l).unwrap().on_hand;
+        assert_eq!(
+            (at("van"), at("wh")),
+            (5, -3),
+            "one transfer of 3, the warehouse overdrawn"
+        );
+        assert!(
+            holds("zoe", &stock::transfer_id("rq-1").0),
+            "the transfer reaches the van's crew"
+        );
     }
 }

@@ -24,6 +24,8 @@ mod load_bench;
 mod photos_bench;
 #[path = "bench/report.rs"]
 mod report;
+#[path = "bench/stock_bench.rs"]
+mod stock_bench;
 #[path = "bench/sync_bench.rs"]
 mod sync_bench;
 
@@ -56,6 +58,8 @@ enum Command {
     Load(load_bench::Args),
     /// Offline knowledge-base search over 5,000 English and Chinese articles on an agent.
     Kb(kb_bench::Args),
+    /// Stock derived on read: the console's stock view over 100,000 movements.
+    Stock(stock_bench::Args),
     /// (internal) one blob store operation in a child process, for `photos`.
     #[command(hide = true)]
     PhotoStoreWorker(photos_bench::WorkerArgs),
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::Console(args) => console_bench::run(&args),
         Command::Load(args) => load_bench::run(&args),
         Command::Kb(args) => kb_bench::run(&args),
+        Command::Stock(args) => stock_bench::run(&args),
         Command::PhotoStoreWorker(args) => {
             return match photos_bench::worker(&args) {
                 Ok(()) => ExitCode::SUCCESS,

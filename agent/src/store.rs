@@ -493,10 +493,11 @@ impl Store {
             let applied = apply_op(current, &op, who.device_id, &who.user);
             orders.insert(op.id.0.clone(), applied.state);
         }
-        // Only our own: other orders here are the service history of our assets.
+        // An engineer's own only: other orders here are the service history of their
+        // assets. An office device holds every order, and lists them all.
         let mut list: Vec<OrderSummary> = orders
             .values()
-            .filter(|o| scope::holder(o) == Some(who.user.as_str()))
+            .filter(|o| who.role != Role::Engineer || scope::holder(o) == Some(who.user.as_str()))
             .map(view::summary)
             .collect();
         list.sort_by(|a, b| (b.updated_ms, &b.id).cmp(&(a.updated_ms, &a.id)));

@@ -571,3 +571,34 @@ fn many_small_batches_with_two_in_flight_arrive_exactly_once() {
     let want: Vec<String> = (0..40).map(|i| format!("reading {i:02}")).collect();
     assert_eq!(notes, want);
 }
+
+/// An engineer's list holds only their own orders (the asset history stays out of it);
+/// a dispatcher's device holds every order and lists them all.
+#[test]
+fn a_dispatcher_device_lists_every_order_an_engineer_only_theirs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, office, eves, eve) = setup(
+        tmp.path(),
+        json!({"description": "Walk-in freezer iced up", "priority": 2, "assignee": "eve"}),
+    );
+    let sams = office
+        .create_order(json!({"description": "Door seal torn", "priority": 3, "assignee": "sam"}));
+    let dana = server.agent(&tmp.path().join("dana"), DISPATCHER);
+    assert_eq!(dana.sync()["in_sync"], true);
+    let ids = |agent: &fieldsync_tests::Agent| {
+        let mut v: Vec<String> = agent
+            .json(&["orders"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut both = vec![eves.clone(), sams];
+    both.sort();
+    assert_eq!(ids(&dana), both);
+    eve.sync();
+    assert_eq!(ids(&eve), vec![eves]);
+}

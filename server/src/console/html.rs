@@ -19,6 +19,22 @@ pub fn esc(s: &str) -> String {
 }
 
 /// Percent-encode a query value.
+/// `<option>`s for `(value, label)` pairs, the one equal to `selected` selected; both
+/// escaped.
+pub fn options(items: &[(String, String)], selected: &str) -> String {
+    items
+        .iter()
+        .map(|(v, label)| {
+            format!(
+                r#"<option value="{}"{}>{}</option>"#,
+                esc(v),
+                if v == selected { " selected" } else { "" },
+                esc(label)
+            )
+        })
+        .collect()
+}
+
 pub fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {

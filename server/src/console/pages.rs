@@ -15,7 +15,7 @@ use fieldsync_proto::view::ConflictView;
 use fieldsync_proto::{EntityId, EntityKind, Role};
 use serde_json::Value;
 
-use super::html::{enc, esc, parse_time, time, time_input, Form};
+use super::html::{enc, esc, options, parse_time, time, time_input, Form};
 use super::i18n::Lang;
 use super::profiles::{self, ProfileEdit};
 use super::{
@@ -169,20 +169,6 @@ fn priority_label(lang: Lang, p: Option<i64>) -> String {
         Some(p) => p.to_string(),
         None => "—".into(),
     }
-}
-
-fn options(items: &[(String, String)], selected: &str) -> String {
-    items
-        .iter()
-        .map(|(v, label)| {
-            format!(
-                r#"<option value="{}"{}>{}</option>"#,
-                esc(v),
-                if v == selected { " selected" } else { "" },
-                label
-            )
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------- login

@@ -15,7 +15,7 @@ use fieldsync_proto::stock::{self, LocationInfo, RequisitionView, StockLine};
 use fieldsync_proto::{EntityId, EntityKind, EntityState};
 use serde_json::Value;
 
-use super::html::{enc, esc, time, Form};
+use super::html::{enc, esc, options, time, Form};
 use super::i18n::Lang;
 use super::pages::{html_response, layout};
 use super::{redirect, Session};
@@ -44,20 +44,6 @@ fn msg_text(lang: Lang, key: &str) -> &'static str {
 pub async fn page(State(app): State<AppState>, s: Session, RawQuery(q): RawQuery) -> Response {
     let q = Form::parse(q.unwrap_or_default().as_bytes());
     render(&app, &s, msg_text(s.lang, q.get("msg")), None, None).await
-}
-
-fn options(items: &[(String, String)], selected: &str) -> String {
-    items
-        .iter()
-        .map(|(v, label)| {
-            format!(
-                r#"<option value="{}"{}>{}</option>"#,
-                esc(v),
-                if v == selected { " selected" } else { "" },
-                esc(label)
-            )
-        })
-        .collect()
 }
 
 fn flags(lang: Lang, l: &StockLine) -> String {

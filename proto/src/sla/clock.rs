@@ -67,6 +67,11 @@ pub enum Deadline {
 
 /// When `target_ms` of running time after `start` is used up.
 pub fn deadline(cal: &Calendar, start: u64, target_ms: u64, pauses: &[Pause]) -> Deadline {
+    // Nothing to use up: due at once, whatever the calendar or a pause says. (Found by
+    // `sla_laws`: an open pause made it `Paused` with nothing remaining.)
+    if target_ms == 0 {
+        return Deadline::At { ms: start };
+    }
     let holes = holes(pauses);
     let mut left = target_ms;
     let mut from = start;
@@ -87,9 +92,6 @@ pub fn deadline(cal: &Calendar, start: u64, target_ms: u64, pauses: &[Pause]) ->
             return Deadline::Paused { remaining_ms: left };
         }
         from = to;
-    }
-    if target_ms == 0 {
-        return Deadline::At { ms: start };
     }
     Deadline::Never
 }

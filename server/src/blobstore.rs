@@ -78,13 +78,6 @@ pub struct BlobStore {
     hashers: Mutex<HashMap<String, (u64, Sha256)>>,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn sync_dir(dir: &Path) -> R<()> {
     File::open(dir)?.sync_all()?;
     Ok(())
@@ -124,7 +117,7 @@ impl BlobStore {
     /// rows without a file, and uploads abandoned long ago.
     fn sweep_staging(&self) -> R<()> {
         let conn = self.index.lock().expect("blob index");
-        let stale_before = now_ms().saturating_sub(STAGING_STALE_MS) as i64;
+        let stale_before = crate::now_ms().saturating_sub(STAGING_STALE_MS) as i64;
         let rows: Vec<(String, String, i64)> = conn
             .prepare("SELECT hash, name, updated_ms FROM staging")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -238,7 +231,7 @@ impl BlobStore {
             .prepare_cached(
                 "INSERT INTO staging (hash, name, size, held, device, updated_ms) VALUES (?1, ?2, ?3, 0, ?4, ?5)",
             )?
-            .execute(params![hash, staged.name, size as i64, device, now_ms() as i64]);
+            .execute(params![hash, staged.name, size as i64, device, crate::now_ms() as i64]);
         if let Err(e) = inserted {
             let _ = fs::remove_file(&path);
             return Err(e.into());
@@ -252,7 +245,7 @@ impl BlobStore {
         let mut conn = self.index.lock().expect("blob index");
         let tx = conn.transaction()?;
         tx.prepare_cached("UPDATE staging SET held = ?2, updated_ms = ?3 WHERE hash = ?1")?
-            .execute(params![hash, held as i64, now_ms() as i64])?;
+            .execute(params![hash, held as i64, crate::now_ms() as i64])?;
         add_quota(&tx, device, day, bytes)?;
         tx.commit()?;
         Ok(())

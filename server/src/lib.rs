@@ -15,6 +15,14 @@ pub mod settings;
 pub mod store;
 pub mod tls;
 
+/// The wall clock, in Unix ms: one definition for the API, the store and the blob store.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;

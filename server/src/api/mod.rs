@@ -9,7 +9,6 @@ pub mod stock;
 mod sync;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -39,12 +38,7 @@ pub struct AppState {
     pub pushed: Arc<tokio::sync::Notify>,
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use crate::now_ms;
 
 pub fn router(state: AppState) -> Router {
     Router::new()

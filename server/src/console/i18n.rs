@@ -1,6 +1,8 @@
 //! Every string the console shows, in one catalog: English and Simplified Chinese. The
 //! language follows the browser's `Accept-Language` unless the user picked one (cookie).
 
+use fieldsync_proto::report::Lang as ReportLang;
+
 /// A console language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lang {
@@ -18,15 +20,12 @@ impl Lang {
         }
     }
 
+    /// The same tags the printable report understands (`report::Lang::parse`).
     pub fn parse(code: &str) -> Option<Lang> {
-        let c = code.trim().to_ascii_lowercase();
-        if c == "en" || c.starts_with("en-") {
-            Some(Lang::En)
-        } else if c == "zh" || c.starts_with("zh-") {
-            Some(Lang::ZhCn)
-        } else {
-            None
-        }
+        ReportLang::parse(code).map(|l| match l {
+            ReportLang::En => Lang::En,
+            ReportLang::ZhCn => Lang::ZhCn,
+        })
     }
 
     /// The best match for an `Accept-Language` header: highest q first, English when
@@ -318,6 +317,15 @@ pub static CATALOG: &[(&str, &str, &str)] = &[
     ("st.err_min", "Enter a whole number, 0 or more.", "请输入不小于 0 的整数。"),
     ("st.err_from", "Choose the warehouse the parts leave from.", "请选择出库仓库。"),
 ];
+
+impl From<Lang> for ReportLang {
+    fn from(l: Lang) -> ReportLang {
+        match l {
+            Lang::En => ReportLang::En,
+            Lang::ZhCn => ReportLang::ZhCn,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -45,7 +45,7 @@ pub async fn page(State(app): State<AppState>, s: Session, Path(id): Path<String
     };
     let used = used_template(&v.checklist);
     let template = checklist::pick_template(v.work_type.as_deref(), used.as_deref(), &templates);
-    let lang = report::Lang::parse(s.lang.code()).unwrap_or_default();
+    let lang = report::Lang::from(s.lang);
     // Only bytes the server holds verified are linked; the rest print as placeholders.
     let media = |p: &RecordView| {
         (p.fields.get("stored").and_then(Value::as_bool) == Some(true))

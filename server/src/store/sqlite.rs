@@ -101,13 +101,6 @@ fn meta(conn: &Connection, key: &str) -> Result<u64, StoreError> {
         .unwrap_or(0) as u64)
 }
 
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn meta_cached(conn: &Connection, key: &str) -> Result<u64, StoreError> {
     Ok(conn
         .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
@@ -1685,7 +1678,7 @@ impl Store for SqliteStore {
             if let Some(contract) = order.str("contract_id") {
                 related.extend(load(c, EntityKind::Contract, contract)?);
             }
-            let now = wall_ms();
+            let now = crate::now_ms();
             Ok(Some(view::order_view_at(&order, &related, Some(now))))
         })
     }

@@ -170,10 +170,12 @@ fn sim_regression_lost_history_kept_after_a_rollback() {
 /// window after the restore closes), see `retry_parked` in the server's store. Seeds 35
 /// and 60 found the agent settling a parked op with the answer to a later batch (fixed
 /// in `Store::ack`, unit test `a_parked_op_stays_pending_through_later_acks_until_its_verdict`);
-/// seed 217 found two parked ops on one order holding each other back.
+/// seed 217 found two parked ops on one order holding each other back; seed 1214 an op
+/// refused because it was written after the restore, by a device that did not know yet.
 #[test]
 fn sim_regression_resend_order_after_restore() {
     regression(35);
     regression(60);
     regression(217);
+    regression(1214);
 }

@@ -1163,9 +1163,10 @@ impl WriteTx<'_> {
     }
 
     /// Whether `op`, refused for a missing target, may be waiting for a re-send, within the
-    /// window after a restore: it was written before the restore (one of the ops devices
-    /// send again, or made offline against the lost history) on something the restore took
-    /// away, or it touches what a parked op writes. Anything else is judged on arrival.
+    /// window after a restore: it is on something the restore took away and nobody has
+    /// re-sent yet, or on what a parked op writes. Anything else is judged on arrival.
+    /// When the op was written does not matter: a device offline at the restore goes on
+    /// working on the history it last pulled until its next sync tells it (seed 1214).
     /// `parked_as` is the op's own place in the parked queue when it is being retried:
     /// only ops parked before it hold it back, else two ops on one entity would wait for
     /// each other until the window closed.
@@ -1207,21 +1208,20 @@ impl WriteTx<'_> {
                 .is_some();
             // Only what a restore took away and no one has re-sent yet can still come back:
             // an op refused for anything else is refused at once, as always.
-            let lost = op.hlc.millis() < restored
-                && (meta(self.tx, "lost_known")? == 0
-                    || self
-                        .tx
-                        .prepare_cached(
-                            // Console writes (device 0) never come back; the server's new
-                            // ones reuse their seqs after a restore.
-                            "SELECT 1 FROM lost_ops l WHERE l.kind = ?1 AND l.id = ?2
+            let lost = meta(self.tx, "lost_known")? == 0
+                || self
+                    .tx
+                    .prepare_cached(
+                        // Console writes (device 0) never come back; the server's new
+                        // ones reuse their seqs after a restore.
+                        "SELECT 1 FROM lost_ops l WHERE l.kind = ?1 AND l.id = ?2
                              AND (l.dev = 0 OR NOT EXISTS
                                   (SELECT 1 FROM ops o WHERE o.dev = l.dev AND o.seq = l.seq))
                              LIMIT 1",
-                        )?
-                        .query_row(params![kind.as_str(), id], |_| Ok(()))
-                        .optional()?
-                        .is_some());
+                    )?
+                    .query_row(params![kind.as_str(), id], |_| Ok(()))
+                    .optional()?
+                    .is_some();
             if waits_on_parked || lost {
                 return Ok(true);
             }

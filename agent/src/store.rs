@@ -68,6 +68,8 @@ pub struct RejectedOp {
 pub struct AckOutcome {
     pub applied: usize,
     pub rejected: usize,
+    /// Acknowledged, but waiting on the server for what they depend on (after a restore).
+    pub parked: usize,
 }
 
 pub struct Store {
@@ -741,32 +743,50 @@ impl Store {
         rows.map(|j| parse_op(&j?)).collect()
     }
 
-    /// Record the server's answer to a push whose last op was `sent_last`: refused ops are
-    /// kept with their reason, the others are folded into the confirmed state and leave
-    /// the outbox.
+    /// Record the server's answer to a push that carried the ops `sent`: refused ops are
+    /// kept with their reason, parked ones stay pending, the others are folded into the
+    /// confirmed state and leave the outbox.
     ///
-    /// Only ops up to `sent_last` are settled, even when `acked_seq` is higher. The server
+    /// Only ops in `sent` are settled: not earlier ones still pending because the server
+    /// parked them (after a restore; this request did not ask about them), nor later ones
+    /// even when `acked_seq` is higher. The server
     /// acknowledges every op of ours it has processed, but lists refusals only for the ops
     /// in this request, so a later op it took from an earlier request (one in flight when
     /// the agent crashed, or whose answer was lost) may have been refused in an answer we
     /// never read. Settling it here would fold a refused change into the confirmed state
     /// and lose the refusal; left pending, it is sent again and the server repeats its
     /// verdict. (Found by the simulation, `tests/tests/sim.rs`.)
-    pub fn ack(&mut self, resp: &PushResponse, sent_last: u64) -> Result<AckOutcome> {
+    pub fn ack(
+        &mut self,
+        resp: &PushResponse,
+        sent: std::ops::RangeInclusive<u64>,
+    ) -> Result<AckOutcome> {
         let who = self.require_enrollment()?;
         let wall = Arc::clone(&self.clock);
-        let settled = resp.acked_seq.min(sent_last) as i64;
+        let first = *sent.start() as i64;
+        let settled = resp.acked_seq.min(*sent.end()) as i64;
         let tx = self.tx()?;
         let rows: Vec<(i64, String)> = {
             let mut stmt = tx.prepare_cached(
-                "SELECT seq, op FROM outbox WHERE rejected_code IS NULL AND seq <= ?1 ORDER BY seq",
+                "SELECT seq, op FROM outbox WHERE rejected_code IS NULL AND seq BETWEEN ?1 AND ?2
+                 ORDER BY seq",
             )?;
-            let rows = stmt.query_map([settled], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows = stmt.query_map([first, settled], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<Result<_, _>>()?
         };
         let refused: HashMap<u64, _> = resp.rejected.iter().map(|r| (r.seq, r)).collect();
+        let parked: std::collections::HashSet<u64> = resp.parked.iter().copied().collect();
         let mut out = AckOutcome::default();
+        let mut settled_seqs = Vec::new();
         for (seq, json) in rows {
+            // The server holds it but has not applied it yet. It stays in the outbox, shown
+            // as ours and sent again with every push, so we learn when the server applies
+            // or refuses it; folding it in would show a state the server does not have.
+            if parked.contains(&(seq as u64)) {
+                out.parked += 1;
+                continue;
+            }
+            settled_seqs.push(seq);
             if let Some(r) = refused.get(&(seq as u64)) {
                 tx.prepare_cached(
                     "UPDATE outbox SET rejected_code = ?1, rejected_message = ?2 WHERE seq = ?3",
@@ -796,14 +816,29 @@ impl Store {
             out.applied += 1;
         }
         let now = wall.now_ms();
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO sent_log (seq, kind, id, order_id, op, created_ms, acked_ms)
-             SELECT seq, kind, id, order_id, op, created_ms, ?2 FROM outbox
-             WHERE rejected_code IS NULL AND seq <= ?1",
-        )?
-        .execute(params![settled, now as i64])?;
-        tx.prepare_cached("DELETE FROM outbox WHERE rejected_code IS NULL AND seq <= ?1")?
-            .execute([settled])?;
+        if parked.is_empty() {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO sent_log (seq, kind, id, order_id, op, created_ms, acked_ms)
+                 SELECT seq, kind, id, order_id, op, created_ms, ?3 FROM outbox
+                 WHERE rejected_code IS NULL AND seq BETWEEN ?1 AND ?2",
+            )?
+            .execute(params![first, settled, now as i64])?;
+            tx.prepare_cached(
+                "DELETE FROM outbox WHERE rejected_code IS NULL AND seq BETWEEN ?1 AND ?2",
+            )?
+            .execute([first, settled])?;
+        } else {
+            for seq in settled_seqs {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO sent_log (seq, kind, id, order_id, op, created_ms, acked_ms)
+                     SELECT seq, kind, id, order_id, op, created_ms, ?2 FROM outbox
+                     WHERE rejected_code IS NULL AND seq = ?1",
+                )?
+                .execute(params![seq, now as i64])?;
+                tx.prepare_cached("DELETE FROM outbox WHERE rejected_code IS NULL AND seq = ?1")?
+                    .execute([seq])?;
+            }
+        }
         tx.prepare_cached("DELETE FROM sent_log WHERE acked_ms < ?1")?
             .execute([now.saturating_sub(RESEND_LOG_KEEP_MS) as i64])?;
         if resp.acked_seq > meta_u64(&tx, "acked_seq")? {
@@ -1188,15 +1223,17 @@ mod tests {
                         message: "no".into(),
                     }],
                     server_time_ms: 700,
+                    parked: vec![],
                 },
-                2,
+                1..=2,
             )
             .unwrap();
         assert_eq!(
             out,
             AckOutcome {
                 applied: 1,
-                rejected: 1
+                rejected: 1,
+                parked: 0
             }
         );
         assert_eq!(s.pending_count().unwrap(), 0);
@@ -1226,13 +1263,15 @@ mod tests {
             acked_seq: 4,
             rejected,
             server_time_ms: 700,
+            parked: vec![],
         };
-        let out = s.ack(&answer(vec![]), 2).unwrap();
+        let out = s.ack(&answer(vec![]), 1..=2).unwrap();
         assert_eq!(
             out,
             AckOutcome {
                 applied: 2,
-                rejected: 0
+                rejected: 0,
+                parked: 0
             }
         );
         assert_eq!(s.pending_count().unwrap(), 2, "3 and 4 are not settled");
@@ -1241,18 +1280,59 @@ mod tests {
             code: "out_of_scope".into(),
             message: "reassigned".into(),
         };
-        let out = s.ack(&answer(vec![refusal]), 4).unwrap();
+        let out = s.ack(&answer(vec![refusal]), 3..=4).unwrap();
         assert_eq!(
             out,
             AckOutcome {
                 applied: 1,
-                rejected: 1
+                rejected: 1,
+                parked: 0
             }
         );
         let r = s.rejected().unwrap();
         assert_eq!((r.len(), r[0].seq), (1, 3), "the refusal is kept");
         let v = s.view(EntityKind::WorkOrder, "w1").unwrap().unwrap();
         assert_eq!(v.str("status"), Some("completed"));
+    }
+
+    #[test]
+    fn a_parked_op_stays_pending_through_later_acks_until_its_verdict() {
+        // After a restore the server parked op 1 (what it depends on was not re-sent yet).
+        // The answer to the next batch, [2, 3], says nothing about 1: it must stay pending
+        // and unfolded, and be settled only by an answer to a request that carried it.
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = enrolled(dir.path());
+        s.apply_page(&page(vec![order("w1", "eve")], 3)).unwrap();
+        for status in ["en-route", "on-site", "on-hold"] {
+            set_status(&mut s, "w1", status);
+        }
+        let answer = |acked_seq, parked: Vec<u64>| PushResponse {
+            acked_seq,
+            rejected: vec![],
+            server_time_ms: 700,
+            parked,
+        };
+        let out = s.ack(&answer(1, vec![1]), 1..=1).unwrap();
+        assert_eq!((out.applied, out.parked), (0, 1));
+        let out = s.ack(&answer(3, vec![]), 2..=3).unwrap();
+        assert_eq!(
+            (out.applied, out.parked),
+            (2, 0),
+            "only 2 and 3 are settled"
+        );
+        assert_eq!(
+            s.pending_count().unwrap(),
+            1,
+            "the parked op is still pending"
+        );
+        assert_eq!(
+            s.push_batch_after(0, 10).unwrap()[0].seq,
+            1,
+            "and asked about again"
+        );
+        let out = s.ack(&answer(3, vec![]), 1..=1).unwrap();
+        assert_eq!(out.applied, 1, "applied once what it waited for came back");
+        assert_eq!(s.pending_count().unwrap(), 0);
     }
 
     #[test]
@@ -1348,8 +1428,9 @@ mod tests {
                 acked_seq: 1,
                 rejected: vec![],
                 server_time_ms: 0,
+                parked: vec![],
             },
-            1,
+            1..=1,
         )
         .unwrap();
         assert!(
@@ -1385,8 +1466,9 @@ mod tests {
                     message: "reassigned".into(),
                 }],
                 server_time_ms: 0,
+                parked: vec![],
             },
-            1,
+            1..=1,
         )
         .unwrap();
         assert!(s.orders().unwrap().is_empty(), "not in the list");

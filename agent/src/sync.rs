@@ -28,6 +28,9 @@ pub struct SyncReport {
     pub in_sync: Option<bool>,
     /// Ops sent again because the server was restored from a backup that lacked them.
     pub resent_after_rollback: u64,
+    /// Ops the server acknowledged in this round but applies only once what they depend on
+    /// has been re-sent by another device (after a restore); a later pull shows them.
+    pub parked: u64,
     /// Device clock minus server clock, in ms.
     pub clock_offset_ms: i64,
     /// The photo upload queue, which runs after the record ops.
@@ -86,6 +89,7 @@ async fn push_all(
     let out = push_pending(store, client, cfg.push_batch_ops_max).await?;
     report.pushed += out.acked;
     report.rejected += out.rejected;
+    report.parked += out.parked;
     if out.server_time_ms.is_some() {
         *server_time = out.server_time_ms;
     }
@@ -98,16 +102,20 @@ pub struct PushOutcome {
     /// Ops the server acknowledged, applied or refused.
     pub acked: u64,
     pub rejected: u64,
+    pub parked: u64,
     pub server_time_ms: Option<u64>,
 }
 
-/// A push request on the wire, and the last op seq it carries.
-type InFlight = (tokio::task::JoinHandle<Result<PushResponse>>, u64);
+/// A push request on the wire, and the op seqs it carries.
+type InFlight = (
+    tokio::task::JoinHandle<Result<PushResponse>>,
+    std::ops::RangeInclusive<u64>,
+);
 
 fn send(client: &Client, batch: Vec<Op>) -> Option<InFlight> {
-    let last = batch.last()?.seq;
+    let sent = batch.first()?.seq..=batch.last()?.seq;
     let client = client.clone();
-    Some((tokio::spawn(async move { client.push(&batch).await }), last))
+    Some((tokio::spawn(async move { client.push(&batch).await }), sent))
 }
 
 /// Push requests on the wire at once. Two keep the server busy: it applies batch k+1
@@ -129,7 +137,8 @@ pub async fn push_pending(
     let mut out = PushOutcome::default();
     let mut in_flight = InFlightQueue::default();
     let mut sent_up_to = in_flight.fill(store, client, 0, batch_max)?;
-    while let Some((request, last)) = in_flight.queue.pop_front() {
+    while let Some((request, sent)) = in_flight.queue.pop_front() {
+        let last = *sent.end();
         let resp = request.await.map_err(|e| AgentError::Unreachable {
             url: client.base().to_owned(),
             reason: format!("the push was interrupted: {e}"),
@@ -139,9 +148,10 @@ pub async fn push_pending(
         if complete {
             sent_up_to = in_flight.fill(store, client, sent_up_to, batch_max)?;
         }
-        let acked = store.ack(&resp, last)?;
-        out.acked += (acked.applied + acked.rejected) as u64;
+        let acked = store.ack(&resp, sent)?;
+        out.acked += (acked.applied + acked.rejected + acked.parked) as u64;
         out.rejected += acked.rejected as u64;
+        out.parked += acked.parked as u64;
         if !complete {
             return Err(AgentError::Server {
                 status: 200,
@@ -171,7 +181,7 @@ impl InFlightQueue {
             let Some(request) = send(client, store.push_batch_after(after, max)?) else {
                 break;
             };
-            after = request.1;
+            after = *request.1.end();
             self.queue.push_back(request);
         }
         Ok(after)

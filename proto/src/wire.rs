@@ -69,6 +69,11 @@ pub struct PushResponse {
     pub acked_seq: u64,
     pub rejected: Vec<Rejection>,
     pub server_time_ms: u64,
+    /// Ops acknowledged but not applied yet: after a restore they arrived before what they
+    /// depend on was re-sent by another device. The server applies them when it is; the
+    /// device keeps them out of its confirmed state until a pull brings the result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parked: Vec<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -199,6 +199,69 @@ pub fn backup(data_dir: &Path, out: &Path) -> Result<Summary, BackupError> {
 /// Replace the database in `data_dir` with the backup `from`. The server must be stopped.
 /// The replaced database is kept beside it as `fieldsync.db.replaced-<ms>` (with its WAL),
 /// and the restored one gets a new epoch.
+/// What the restore takes away, read from the database it replaces: each applied op the
+/// backup lacks, under the entity it created or the order it (re)assigned. An op re-sent
+/// later that waits on one of them is parked until that op comes back (never, for a
+/// console write: devices re-send only their own), see `parked` in `store::sqlite`.
+/// Without the replaced database (a disaster restore) nothing is known, so every op that
+/// finds its target missing is parked while the window lasts (`lost_known = 0`).
+fn record_lost_ops(restored: &Connection, replaced: Option<&Path>) -> Result<(), BackupError> {
+    restored.execute_batch(LOST_OPS_TABLE)?;
+    let Some(replaced) = replaced else {
+        restored.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('lost_known', 0)",
+            [],
+        )?;
+        return Ok(());
+    };
+    restored.execute(
+        "ATTACH DATABASE ?1 AS replaced",
+        [replaced.to_string_lossy().as_ref()],
+    )?;
+    let copied = (|| -> rusqlite::Result<()> {
+        restored.execute_batch(
+            "INSERT OR IGNORE INTO lost_ops (dev, seq, kind, id)
+                 SELECT o.dev, o.seq, o.kind, o.id FROM replaced.ops o
+                 WHERE o.reject_code IS NULL AND json_extract(o.body, '$.op') = 'create'
+                   AND NOT EXISTS (SELECT 1 FROM main.ops m WHERE m.dev = o.dev AND m.seq = o.seq);
+             INSERT OR IGNORE INTO lost_ops (dev, seq, kind, id)
+                 SELECT o.dev, o.seq, 'work_order', o.id FROM replaced.ops o
+                 WHERE o.reject_code IS NULL AND o.kind = 'work_order'
+                   AND json_type(o.body, '$.fields.assignee') IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM main.ops m WHERE m.dev = o.dev AND m.seq = o.seq);
+             INSERT OR REPLACE INTO meta (key, value) VALUES ('lost_known', 1);",
+        )?;
+        // An earlier restore's losses still count: this copy of the backup has not seen them.
+        let earlier: bool = restored.query_row(
+            "SELECT EXISTS (SELECT 1 FROM replaced.sqlite_master WHERE name = 'lost_ops')",
+            [],
+            |r| r.get(0),
+        )?;
+        if earlier {
+            restored.execute_batch(
+                "INSERT OR IGNORE INTO lost_ops (dev, seq, kind, id)
+                     SELECT dev, seq, kind, id FROM replaced.lost_ops;
+                 INSERT OR REPLACE INTO meta (key, value)
+                     SELECT 'lost_known', 0 FROM replaced.meta
+                     WHERE key = 'lost_known' AND value = 0;",
+            )?;
+        }
+        Ok(())
+    })();
+    restored.execute("DETACH DATABASE replaced", [])?;
+    copied?;
+    Ok(())
+}
+
+/// Also in migration 0007: a restore of an older backup creates it before that runs.
+const LOST_OPS_TABLE: &str = "CREATE TABLE IF NOT EXISTS lost_ops (
+    dev INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (kind, id, dev, seq)
+) WITHOUT ROWID;";
+
 pub fn restore(data_dir: &Path, from: &Path, now_ms: u64) -> Result<Summary, BackupError> {
     let _lock = DataDirLock::acquire(data_dir)?;
     let db = db_path(data_dir);
@@ -223,6 +286,12 @@ pub fn restore(data_dir: &Path, from: &Path, now_ms: u64) -> Result<Summary, Bac
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?1)",
             [epoch as i64],
         )?;
+        // Opens the window in which ops re-sent out of order are parked, not refused.
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('restored_ms', ?1)",
+            [now_ms as i64],
+        )?;
+        record_lost_ops(&conn, db.exists().then_some(db.as_path()))?;
         // Leave a single self-contained file: no WAL beside the copy.
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         epoch

@@ -793,6 +793,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
                 message: "cannot write work_order w2: it is not in your assigned work".into(),
             }],
             server_time_ms: 1_700_000_060_000,
+            parked: vec![5],
         }),
     );
     add(

@@ -209,3 +209,78 @@ fn a_damaged_backup_is_refused_and_the_database_is_untouched() {
     server.restart();
     assert_eq!(office.order(&id)["description"], "Pump seal");
 }
+
+/// After a restore, devices come back in any order. Eve's tablet voids a note her laptop
+/// wrote after the backup; the tablet syncs first, so its re-sent void arrives before the
+/// note it voids. It must wait on the server (parked), not be refused, and apply once the
+/// laptop has re-sent the note.
+#[test]
+fn a_resent_op_that_arrives_before_what_it_depends_on_waits_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&tmp.path().join("server"));
+    let office = server.api(DISPATCHER);
+    let id = office.create_order(
+        json!({"description": "Ice machine leaking", "priority": 2, "assignee": "eve"}),
+    );
+    let laptop = server.agent(&tmp.path().join("laptop"), ENGINEER);
+    let tablet = server.agent(&tmp.path().join("tablet"), ENGINEER);
+    assert_eq!(laptop.sync()["in_sync"], true);
+    let file = tmp.path().join("backup.db");
+    backup(&server, &file);
+
+    laptop.ok(&["note", &id, "drain line blocked, cleared"]);
+    assert_eq!(laptop.sync()["pending"], 0);
+    assert_eq!(tablet.sync()["in_sync"], true);
+    let notes = tablet.show(&id)["notes"].clone();
+    let note = notes[0]["id"]
+        .as_str()
+        .expect("the laptop's note reached the tablet");
+    tablet.ok(&["void", note]);
+    assert_eq!(tablet.sync()["pending"], 0);
+
+    server.stop();
+    let o = restore(&server.dir, &file);
+    assert!(o.status.success(), "restore: {}", stderr(&o));
+    server.restart();
+
+    let r = tablet.sync();
+    assert_eq!(r["resent_after_rollback"], 1, "{r}");
+    assert_eq!(
+        (r["parked"].clone(), r["rejected"].clone()),
+        (json!(1), json!(0)),
+        "{r}"
+    );
+    assert_eq!(
+        r["pending"], 1,
+        "the parked void stays pending on the tablet: {r}"
+    );
+    assert_eq!(tablet.info()["rejected_ops"], 0);
+
+    let r = laptop.sync();
+    assert_eq!(
+        (r["resent_after_rollback"].clone(), r["rejected"].clone()),
+        (json!(1), json!(0)),
+        "{r}"
+    );
+    let r = tablet.sync();
+    assert_eq!(
+        (
+            r["pending"].clone(),
+            r["rejected"].clone(),
+            r["parked"].clone()
+        ),
+        (json!(0), json!(0), json!(0)),
+        "the void applied once the note came back: {r}"
+    );
+    assert_eq!(r["in_sync"], true, "{r}");
+    assert_eq!(laptop.sync()["in_sync"], true);
+
+    let seen = office.order(&id);
+    let notes = seen["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{seen}");
+    assert_eq!(notes[0]["id"], note, "{seen}");
+    assert_eq!(
+        notes[0]["voided"], true,
+        "the tablet's void is on the server: {seen}"
+    );
+}

@@ -5,7 +5,7 @@
 mod board;
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, PARK_AFTER_RESTORE_MS};
 
 use fieldsync_proto::view::{OrderSummary, OrderView};
 use fieldsync_proto::wire::{DigestResponse, PullPage, PushResponse};

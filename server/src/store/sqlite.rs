@@ -39,7 +39,15 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_board_speed.sql"),
     include_str!("../../migrations/0005_board_read_model.sql"),
     include_str!("../../migrations/0006_asset_history.sql"),
+    include_str!("../../migrations/0007_parked.sql"),
 ];
+/// How long after a restore an op whose target is missing is parked instead of refused:
+/// long enough for every device to come back online and re-send what the server lost.
+pub const PARK_AFTER_RESTORE_MS: u64 = 7 * 24 * 3_600_000;
+/// Parked ops retried after one write.
+const PARKED_RETRY_MAX: i64 = 1_000;
+/// The op log's mark for a parked op.
+const PARKED_CODE: &str = "parked";
 /// Idle reader connections kept open.
 const READER_POOL_CONNECTIONS_MAX: usize = 8;
 /// Orders returned by one list request.
@@ -1142,6 +1150,8 @@ impl WriteTx<'_> {
                 "UPDATE devices SET acked_seq = ?1 WHERE id = 0",
                 [seq as i64],
             )?;
+            // An assignment made here can be what a parked op waits for.
+            self.retry_parked(now_ms)?;
         }
         Ok(outcome)
     }
@@ -1150,6 +1160,143 @@ impl WriteTx<'_> {
     fn log_server_op(&self, user: &str, op: &Op, now_ms: u64) -> Result<(), StoreError> {
         let body = serde_json::to_string(op).expect("op serialises");
         self.log_op(SERVER_DEVICE, user, op, &body, now_ms, &Ok(()))
+    }
+
+    /// Whether `op`, refused for a missing target, may be waiting for a re-send, within the
+    /// window after a restore: it is on something the restore took away and nobody has
+    /// re-sent yet, or on what a parked op writes. Anything else is judged on arrival.
+    /// When the op was written does not matter: a device offline at the restore goes on
+    /// working on the history it last pulled until its next sync tells it (seed 1214).
+    /// `parked_as` is the op's own place in the parked queue when it is being retried:
+    /// only ops parked before it hold it back, else two ops on one entity would wait for
+    /// each other until the window closed.
+    fn parking_open(
+        &self,
+        op: &Op,
+        parked_as: Option<ParkedAt>,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let restored = meta(self.tx, "restored_ms")?;
+        if restored == 0 || now_ms >= restored.saturating_add(PARK_AFTER_RESTORE_MS) {
+            return Ok(false);
+        }
+        let order = match op.order_link() {
+            Some(o) => Some(o),
+            None => self
+                .load(op.kind, op.id.as_str())?
+                .as_ref()
+                .and_then(order_of),
+        };
+        let before = parked_as.unwrap_or((i64::MAX, DeviceId::MAX, i64::MAX));
+        let targets = std::iter::once((op.kind, op.id.as_str()))
+            .chain(order.as_ref().map(|o| (EntityKind::WorkOrder, o.as_str())));
+        for (kind, id) in targets {
+            // An op on what a parked op creates or changes waits with it, whenever written.
+            let waits_on_parked = self
+                .tx
+                .prepare_cached(
+                    "SELECT 1 FROM ops o JOIN parked p ON p.dev = o.dev AND p.seq = o.seq
+                     WHERE o.kind = ?1 AND o.id = ?2 AND o.reject_code = 'parked'
+                       AND (p.parked_ms, p.dev, p.seq) < (?3, ?4, ?5)
+                     LIMIT 1",
+                )?
+                .query_row(
+                    params![kind.as_str(), id, before.0, before.1, before.2],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            // Only what a restore took away and no one has re-sent yet can still come back:
+            // an op refused for anything else is refused at once, as always.
+            let lost = meta(self.tx, "lost_known")? == 0
+                || self
+                    .tx
+                    .prepare_cached(
+                        // Console writes (device 0) never come back; the server's new
+                        // ones reuse their seqs after a restore.
+                        "SELECT 1 FROM lost_ops l WHERE l.kind = ?1 AND l.id = ?2
+                             AND (l.dev = 0 OR NOT EXISTS
+                                  (SELECT 1 FROM ops o WHERE o.dev = l.dev AND o.seq = l.seq))
+                             LIMIT 1",
+                    )?
+                    .query_row(params![kind.as_str(), id], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+            if waits_on_parked || lost {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn park(&self, dev: DeviceId, actor: &Actor, seq: u64, now_ms: u64) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO parked (dev, seq, user, role, parked_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![dev, seq as i64, actor.user, actor.role.as_str(), now_ms as i64])?;
+        Ok(())
+    }
+
+    /// Try the parked ops again, in the order they were parked, until a round applies none:
+    /// one applied op (an order re-created) can be what the next one waits for. Once the
+    /// window after the restore has closed, what still cannot apply is refused, as it
+    /// would have been on arrival; the refusal shows in the op log and the device's count.
+    fn retry_parked(&mut self, now_ms: u64) -> Result<(), StoreError> {
+        loop {
+            type Row = (i64, DeviceId, i64, String, String, String);
+            let rows: Vec<Row> = self
+                .tx
+                .prepare_cached(
+                    "SELECT p.parked_ms, p.dev, p.seq, p.user, p.role, o.body FROM parked p
+                     JOIN ops o ON o.dev = p.dev AND o.seq = p.seq
+                     ORDER BY p.parked_ms, p.dev, p.seq LIMIT ?1",
+                )?
+                .query_map([PARKED_RETRY_MAX], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut settled = 0;
+            for (parked_ms, dev, seq, user, role, body) in rows {
+                let op: Op = serde_json::from_str(&body)
+                    .map_err(|e| StoreError::Corrupt(format!("parked op {dev}/{seq}: {e}")))?;
+                let outcome = self.apply(&user, parse_role(&role)?, dev, &op, now_ms)?;
+                let verdict = match outcome {
+                    Ok(()) => None,
+                    Err(e)
+                        if parkable(&e)
+                            && self.parking_open(&op, Some((parked_ms, dev, seq)), now_ms)? =>
+                    {
+                        continue
+                    }
+                    Err(e) => Some(e),
+                };
+                self.tx
+                    .prepare_cached(
+                        "UPDATE ops SET reject_code = ?3, reject_message = ?4 WHERE dev = ?1 AND seq = ?2",
+                    )?
+                    .execute(params![
+                        dev,
+                        seq,
+                        verdict.as_ref().map(|e| e.code.as_str()),
+                        verdict.as_ref().map(|e| e.message.as_str())
+                    ])?;
+                self.tx
+                    .prepare_cached("DELETE FROM parked WHERE dev = ?1 AND seq = ?2")?
+                    .execute(params![dev, seq])?;
+                settled += 1;
+            }
+            if settled == 0 {
+                return Ok(());
+            }
+        }
     }
 
     fn log_op(
@@ -1184,6 +1331,14 @@ impl WriteTx<'_> {
             ])?;
         Ok(())
     }
+}
+
+/// Where a parked op stands in the queue: (parked_ms, device, seq).
+type ParkedAt = (i64, DeviceId, i64);
+
+/// Refusals that mean "what this op needs is not here": after a restore, possibly not yet.
+fn parkable(e: &OpError) -> bool {
+    e.code == "not_found" || e.code == "out_of_scope"
 }
 
 fn load(conn: &Connection, kind: EntityKind, id: &str) -> Result<Option<EntityState>, StoreError> {
@@ -1353,9 +1508,15 @@ impl Store for SqliteStore {
             let mut acked: u64 =
                 w.tx.prepare_cached("SELECT acked_seq FROM devices WHERE id = ?1")?
                     .query_row([device], |r| r.get::<_, i64>(0))? as u64;
+            // Settle what the closed window or another device's re-send has decided before
+            // answering re-sends, so a device asking about a parked op hears the verdict
+            // now, not only at a push that may never come.
+            w.retry_parked(now_ms)?;
             let mut rejected = Vec::new();
+            let mut parked = Vec::new();
             for ReceivedOp { op, json } in ops {
                 if op.seq <= acked {
+                    // A re-send: repeat the verdict it had (a lost answer), parked included.
                     let earlier: Option<(String, String)> =
                         w.tx.prepare_cached(
                             "SELECT reject_code, reject_message FROM ops
@@ -1365,12 +1526,14 @@ impl Store for SqliteStore {
                             Ok((r.get(0)?, r.get(1)?))
                         })
                         .optional()?;
-                    if let Some((code, message)) = earlier {
-                        rejected.push(Rejection {
+                    match earlier {
+                        Some((code, _)) if code == PARKED_CODE => parked.push(op.seq),
+                        Some((code, message)) => rejected.push(Rejection {
                             seq: op.seq,
                             code,
                             message,
-                        });
+                        }),
+                        None => {}
                     }
                     continue;
                 }
@@ -1381,16 +1544,30 @@ impl Store for SqliteStore {
                     });
                 }
                 let outcome = w.apply(&actor.user, actor.role, device, op, now_ms)?;
-                w.log_op(device, &actor.user, op, json.get(), now_ms, &outcome)?;
-                if let Err(e) = outcome {
-                    rejected.push(Rejection {
-                        seq: op.seq,
-                        code: e.code,
-                        message: e.message,
-                    });
+                match outcome {
+                    Err(e) if parkable(&e) && w.parking_open(op, None, now_ms)? => {
+                        let waiting = OpError::new(
+                            PARKED_CODE,
+                            format!("waiting for what it depends on to be re-sent after the server's restore: {}", e.message),
+                        );
+                        w.log_op(device, &actor.user, op, json.get(), now_ms, &Err(waiting))?;
+                        w.park(device, actor, op.seq, now_ms)?;
+                        parked.push(op.seq);
+                    }
+                    outcome => {
+                        w.log_op(device, &actor.user, op, json.get(), now_ms, &outcome)?;
+                        if let Err(e) = outcome {
+                            rejected.push(Rejection {
+                                seq: op.seq,
+                                code: e.code,
+                                message: e.message,
+                            });
+                        }
+                    }
                 }
                 acked = op.seq;
             }
+            w.retry_parked(now_ms)?;
             w.tx.prepare_cached(
                 "UPDATE devices SET acked_seq = ?1, last_seen_ms = ?2 WHERE id = ?3",
             )?
@@ -1399,6 +1576,7 @@ impl Store for SqliteStore {
                 acked_seq: acked,
                 rejected,
                 server_time_ms: now_ms,
+                parked,
             })
         })
     }

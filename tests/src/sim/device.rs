@@ -24,9 +24,10 @@ pub(super) enum Phase {
     Hello {
         req: u64,
     },
-    /// Waiting for the answer to a push whose last op is `last`.
+    /// Waiting for the answer to a push that carried ops `first..=last`.
     Push {
         req: u64,
+        first: u64,
         last: u64,
     },
     Pull {
@@ -261,12 +262,12 @@ impl World {
     }
 
     fn send_batch_or_pull(&mut self, d: usize, batch: Vec<Op>) {
-        match batch.last().map(|op| op.seq) {
-            Some(last) => {
+        match batch.first().zip(batch.last()).map(|(a, b)| (a.seq, b.seq)) {
+            Some((first, last)) => {
                 self.devices[d].sent_seqs = batch.iter().map(|op| op.seq).collect();
                 let body = serde_json::to_string(&PushRequest { ops: batch }).expect("serialises");
                 let req = self.request(d, Payload::Push(body));
-                self.devices[d].phase = Phase::Push { req, last };
+                self.devices[d].phase = Phase::Push { req, first, last };
             }
             None => self.send_pull(d),
         }
@@ -295,7 +296,7 @@ impl World {
         match self.devices[d].phase {
             Phase::Idle => unreachable!("an idle device has no request to answer"),
             Phase::Hello { .. } => self.on_hello(d, result),
-            Phase::Push { last, .. } => self.on_push_answer(d, last, result),
+            Phase::Push { first, last, .. } => self.on_push_answer(d, first..=last, result),
             Phase::Pull { .. } => self.on_page(d, result),
             Phase::Digest { .. } => self.on_digest(d, result),
         }
@@ -304,7 +305,13 @@ impl World {
     /// `push_pending`: on a complete ack, the next batch goes on the wire before this ack
     /// is folded into the store; a partial ack or an error answer ends the push, and the
     /// round goes on to pull.
-    fn on_push_answer(&mut self, d: usize, last: u64, result: Result<String, WireError>) {
+    fn on_push_answer(
+        &mut self,
+        d: usize,
+        sent: std::ops::RangeInclusive<u64>,
+        result: Result<String, WireError>,
+    ) {
+        let last = *sent.end();
         let resp: PushResponse = match result {
             Ok(body) => match serde_json::from_str(&body) {
                 Ok(r) => r,
@@ -329,7 +336,11 @@ impl World {
         self.devices[d].server_time = Some(resp.server_time_ms);
         let dev = &mut self.devices[d];
         for seq in &dev.sent_seqs {
-            if *seq <= resp.acked_seq && !resp.rejected.iter().any(|r| r.seq == *seq) {
+            // A parked op is acknowledged, not applied: it may still be refused.
+            if *seq <= resp.acked_seq
+                && !resp.rejected.iter().any(|r| r.seq == *seq)
+                && !resp.parked.contains(seq)
+            {
                 dev.applied_once.insert(*seq);
             }
         }
@@ -351,7 +362,7 @@ impl World {
         } else if self.crash_here(d, "before folding a partial ack") {
             return;
         }
-        match self.devices[d].store_mut().ack(&resp, last) {
+        match self.devices[d].store_mut().ack(&resp, sent) {
             Ok(out) => self.trace(format!(
                 "dev{d}: folded ack to {} ({} applied, {} refused)",
                 resp.acked_seq, out.applied, out.rejected

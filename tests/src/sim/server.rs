@@ -40,6 +40,9 @@ pub(super) struct ServerNode {
     pub lost_creates: BTreeSet<(EntityKind, EntityId)>,
     /// Entities (and the orders of records) that ops a restore took away had written.
     pub lost_targets: BTreeSet<(EntityKind, EntityId)>,
+    /// Entities a console write the restore took away had written: nobody re-sends those,
+    /// so device ops waiting on them stay parked (until the window after the restore ends).
+    pub lost_console_targets: BTreeSet<(EntityKind, EntityId)>,
 }
 
 /// The op log of the database at `path`: (device, seq) -> op.
@@ -83,6 +86,7 @@ impl ServerNode {
             epoch: 0,
             lost_creates: BTreeSet::new(),
             lost_targets: BTreeSet::new(),
+            lost_console_targets: BTreeSet::new(),
         }
     }
 
@@ -129,6 +133,8 @@ impl ServerNode {
         }
         fieldsync_server::backup::restore(&self.data_dir, &b.file, now_ms)?;
         for lost in self.console_writes.drain(b.console_writes..) {
+            self.lost_console_targets
+                .insert((lost.write.kind, lost.write.id.clone()));
             if lost.write.create {
                 self.lost_creates.insert((lost.write.kind, lost.write.id));
             }

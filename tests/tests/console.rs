@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use fieldsync_tests::console::Console;
 use fieldsync_tests::photos::{order_for, real_jpeg, sha256_hex};
 use fieldsync_tests::webdriver::Browser;
 use fieldsync_tests::{bin_dir, stderr, wait_for, Agent, Api, Server, DISPATCHER, ENGINEER};
@@ -255,117 +256,6 @@ fn dispatcher_story_in_a_real_browser() {
         conflicts.iter().all(|c| c["resolved"] == true),
         "the resolution reached the agent: {seen}"
     );
-}
-
-/// A plain HTTPS client for the console: cookies by hand, no redirects followed.
-struct Console {
-    http: reqwest::blocking::Client,
-    base: String,
-    cookie: Option<String>,
-}
-
-impl Console {
-    fn new(server: &Server) -> Console {
-        let ca = std::fs::read(&server.ca).unwrap();
-        Console {
-            http: reqwest::blocking::Client::builder()
-                .use_rustls_tls()
-                .tls_built_in_root_certs(false)
-                .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: server.url.clone(),
-            cookie: None,
-        }
-    }
-
-    fn post(&self, path: &str, form: &str) -> reqwest::blocking::Response {
-        let mut r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form.to_owned());
-        if let Some(c) = &self.cookie {
-            r = r.header("cookie", c);
-        }
-        r.send().unwrap()
-    }
-
-    fn get(&self, path: &str, lang: &str) -> reqwest::blocking::Response {
-        self.get_with(path, &[("accept-language", lang)])
-    }
-
-    fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::blocking::Response {
-        let mut r = self.http.get(format!("{}{path}", self.base));
-        for (k, v) in headers {
-            r = r.header(*k, *v);
-        }
-        if let Some(c) = &self.cookie {
-            r = r.header("cookie", c);
-        }
-        r.send().unwrap()
-    }
-
-    /// Open the login form: its `Set-Cookie` and the token in its hidden field.
-    fn login_form(&self) -> (String, String) {
-        let r = self.get("/console/login", "en");
-        assert_eq!(r.status(), 200);
-        let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-        let page = r.text().unwrap();
-        let at = page
-            .find("name=\"login_csrf\" value=\"")
-            .expect("a login_csrf field")
-            + 25;
-        (set, page[at..at + 64].to_owned())
-    }
-
-    /// POST the login form with this cookie header and form token; returns the status,
-    /// the session's `Set-Cookie` if one was given, and the page.
-    fn login_with(
-        &mut self,
-        who: (&str, &str),
-        cookie: Option<&str>,
-        token: Option<&str>,
-    ) -> (u16, Option<String>, String) {
-        let mut form = format!("user={}&password={}", who.0, who.1);
-        if let Some(t) = token {
-            form.push_str(&format!("&login_csrf={t}"));
-        }
-        let mut r = self
-            .http
-            .post(format!("{}/console/login", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form);
-        if let Some(c) = cookie {
-            r = r.header("cookie", c);
-        }
-        let r = r.send().unwrap();
-        let set = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .find(|c| c.starts_with("fs_console="));
-        if let Some(s) = &set {
-            self.cookie = Some(s.split(';').next().unwrap().to_owned());
-        }
-        (r.status().as_u16(), set, r.text().unwrap())
-    }
-
-    /// Log in as a browser does: open the form, post it back with its cookie.
-    fn login(&mut self, who: (&str, &str)) -> (u16, Option<String>) {
-        let (set, token) = self.login_form();
-        let cookie = set.split(';').next().unwrap().to_owned();
-        let (status, session, _) = self.login_with(who, Some(&cookie), Some(&token));
-        (status, session)
-    }
-
-    fn csrf(&self) -> String {
-        let page = self.get("/console", "en").text().unwrap();
-        let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-        page[at..at + 64].to_owned()
-    }
 }
 
 /// Session tokens in the server's database (read-only, beside the running server).

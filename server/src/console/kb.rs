@@ -364,7 +364,7 @@ fn new_page(
 ) -> Response {
     let lang = s.lang;
     let mut b = String::new();
-    if let Some(why) = sent.and_then(|x| x.2.as_deref()) {
+    if let Some(why) = sent.as_ref().and_then(|x| x.2.as_deref()) {
         let _ = write!(
             b,
             r#"<p class="error" role="alert">{} {}</p>"#,
@@ -372,7 +372,7 @@ fn new_page(
             esc(why)
         );
     }
-    b.push_str(&form_html(lang, s, None, sent.map(|x| (x.0, x.1)), ""));
+    b.push_str(&form_html(lang, s, None, sent.as_ref().map(|x| (x.0, x.1)), ""));
     html_response(st, layout(lang, Some(s), lang.t("kb.new"), &b))
 }
 

@@ -372,7 +372,13 @@ fn new_page(
             esc(why)
         );
     }
-    b.push_str(&form_html(lang, s, None, sent.as_ref().map(|x| (x.0, x.1)), ""));
+    b.push_str(&form_html(
+        lang,
+        s,
+        None,
+        sent.as_ref().map(|x| (x.0, x.1)),
+        "",
+    ));
     html_response(st, layout(lang, Some(s), lang.t("kb.new"), &b))
 }
 

@@ -24,7 +24,11 @@ fn inline(line: &str) -> String {
     let text = esc(line);
     let ticks = text.matches('`').count();
     // With an odd count the last backtick opens nothing: it shows as written.
-    let paired = if ticks % 2 == 0 { ticks + 1 } else { ticks };
+    let paired = if ticks.is_multiple_of(2) {
+        ticks + 1
+    } else {
+        ticks
+    };
     let mut out = String::with_capacity(text.len());
     for (i, part) in text.split('`').enumerate() {
         if i >= paired {

@@ -2,6 +2,7 @@
 //! through the login form (double-submit token), then GET pages and POST forms with the
 //! session cookie and the page's CSRF token.
 
+use crate::webdriver::Browser;
 use crate::Server;
 
 /// A plain HTTPS client for the console: cookies by hand, no redirects followed.
@@ -174,4 +175,42 @@ impl Console {
             .unwrap_or_default();
         (r.status().as_u16(), loc, r.text().unwrap())
     }
+}
+
+/// Where screenshots go: `target/screenshots/` beside the binaries under test.
+pub fn screenshots_dir() -> std::path::PathBuf {
+    // target/debug -> target/screenshots
+    crate::bin_dir()
+        .parent()
+        .map(|t| t.join("screenshots"))
+        .unwrap_or_else(|| std::path::PathBuf::from("target/screenshots"))
+}
+
+/// Sign in through the login form in a real browser.
+pub fn login(b: &Browser, server: &Server, who: (&str, &str)) {
+    b.goto(&format!("{}/console/login", server.url)).unwrap();
+    b.find("#user").unwrap().send_keys(who.0).unwrap();
+    b.find("#password").unwrap().send_keys(who.1).unwrap();
+    b.find("#login button[type=submit]")
+        .unwrap()
+        .click()
+        .unwrap();
+}
+
+/// Save a screenshot as `NAME.png`; a `-zh` one needs a CJK font, or every glyph is a box.
+pub fn shoot(b: &Browser, name: &str) {
+    if name.ends_with("-zh") {
+        let fonts = std::process::Command::new("fc-list")
+            .arg(":lang=zh")
+            .output()
+            .expect("fontconfig's fc-list");
+        assert!(
+            !fonts.stdout.is_empty(),
+            "no Chinese font is installed (Debian: fonts-wqy-microhei, which .ci/run installs)"
+        );
+    }
+    let path = screenshots_dir().join(format!("{name}.png"));
+    b.screenshot(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG"), "{} is a PNG", path.display());
 }

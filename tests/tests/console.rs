@@ -3,26 +3,17 @@
 //! Screenshots of the board, order detail, assignment dialog and conflict inbox, in
 //! English and Chinese, land in `target/screenshots/`.
 
-use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use fieldsync_tests::console::Console;
+use fieldsync_tests::console::{login, shoot, Console};
 use fieldsync_tests::photos::{order_for, real_jpeg, sha256_hex};
 use fieldsync_tests::webdriver::Browser;
-use fieldsync_tests::{bin_dir, stderr, wait_for, Agent, Api, Server, DISPATCHER, ENGINEER};
+use fieldsync_tests::{stderr, wait_for, Agent, Api, Server, DISPATCHER, ENGINEER};
 use serde_json::json;
 
 /// The promise: a new assignment reaches an online agent within one second.
 const LIVE_ASSIGNMENT_MS_MAX: u128 = 1_000;
-
-fn screenshots_dir() -> PathBuf {
-    // target/debug -> target/screenshots
-    bin_dir()
-        .parent()
-        .map(|t| t.join("screenshots"))
-        .unwrap_or_else(|| PathBuf::from("target/screenshots"))
-}
 
 fn spawn_daemon(agent: &Agent) -> Child {
     agent
@@ -64,34 +55,6 @@ fn agent_holds(agent: &Agent, order: &str, user: &str) -> bool {
     .ok()
     .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
     .is_some_and(|v| v["fields"]["assignee"]["v"] == user)
-}
-
-fn login(b: &Browser, server: &Server, who: (&str, &str)) {
-    b.goto(&format!("{}/console/login", server.url)).unwrap();
-    b.find("#user").unwrap().send_keys(who.0).unwrap();
-    b.find("#password").unwrap().send_keys(who.1).unwrap();
-    b.find("#login button[type=submit]")
-        .unwrap()
-        .click()
-        .unwrap();
-}
-
-fn shoot(b: &Browser, name: &str) {
-    if name.ends_with("-zh") {
-        // Without a CJK font Chromium draws every Chinese glyph as a box.
-        let fonts = std::process::Command::new("fc-list")
-            .arg(":lang=zh")
-            .output()
-            .expect("fontconfig's fc-list");
-        assert!(
-            !fonts.stdout.is_empty(),
-            "no Chinese font is installed (Debian: fonts-wqy-microhei, which .ci/run installs)"
-        );
-    }
-    let path = screenshots_dir().join(format!("{name}.png"));
-    b.screenshot(&path).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
-    assert!(bytes.starts_with(b"\x89PNG"), "{} is a PNG", path.display());
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! by a real agent; concurrent edits of one field become a conflict; bad input is refused
 //! with a clear message and changes nothing.
 
-use fieldsync_tests::console::{input_value, Console};
+use fieldsync_tests::console::{input_value, login, shoot, Console};
+use fieldsync_tests::webdriver::Browser;
 use fieldsync_tests::{Server, ADMIN, DISPATCHER, ENGINEER};
 use serde_json::json;
 
@@ -308,4 +309,88 @@ fn a_concurrent_edit_of_the_same_field_becomes_a_conflict() {
         .api(DISPATCHER)
         .get("/api/v1/entities/kb_article/kb-e17");
     assert_eq!(a["title"], "E17: compressor overheating");
+}
+
+/// The knowledge-base and customer pages in headless Chromium, in English and Chinese,
+/// with screenshots in `target/screenshots/` (kb-list, kb-edit, customer; -en and -zh).
+#[test]
+fn kb_and_customer_pages_in_a_real_browser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("server"));
+    let api = server.api(DISPATCHER);
+    for (kind, body) in [
+        (
+            "kb_article",
+            json!({"id": "kb-e42", "title": "E42 冷凝泵故障 / condenser pump fault",
+                   "body": "# 检查步骤\n\n1. Check the **relay**.\n2. 检查流量开关。\n\n```\nreset --hard\n```",
+                   "tags": "pump, 水泵", "models": "Carrier 30RB", "fault_codes": "E42"}),
+        ),
+        (
+            "customer",
+            json!({"id": "cust-acme", "name": "Acme Foods 食品", "tier": "platinum",
+                   "contacts": "Li Wei | facilities manager | +86 21 5555 0100 | li.wei@acme.cn"}),
+        ),
+        (
+            "contact_log",
+            json!({"customer_id": "cust-acme", "channel": "email", "direction": "in",
+                   "at": 1_795_512_600_000u64, "contact": "Li Wei",
+                   "summary": "Asked for the annual inspection report."}),
+        ),
+    ] {
+        let (status, b) = api.post(&format!("/api/v1/entities/{kind}"), &body);
+        assert_eq!(status, 201, "{b}");
+    }
+    let b = Browser::start("en-US").expect("headless chromium (see .ci/run)");
+    login(&b, &server, DISPATCHER);
+    b.wait_css("#board-empty, #board").unwrap();
+    b.find("a[href='/console/kb']").unwrap().click().unwrap();
+    b.wait_css("#kb-list").unwrap();
+    shoot(&b, "kb-list-en");
+
+    // Edit the title in the browser; the save comes back with its message.
+    b.goto(&format!("{}/console/kb/kb-e42", server.url))
+        .unwrap();
+    b.wait_css("#kb-preview h3").unwrap();
+    shoot(&b, "kb-edit-en");
+    let title = b.find("#kb-title").unwrap();
+    title.clear().unwrap();
+    title.send_keys("E42: condenser pump fault").unwrap();
+    b.find("#kb-save").unwrap().click().unwrap();
+    let flash = b.wait_css(".flash").unwrap().text().unwrap();
+    assert!(flash.contains("Article saved"), "{flash}");
+    assert_eq!(
+        article_field(&server, "kb-e42", "title"),
+        "E42: condenser pump fault"
+    );
+    assert_eq!(
+        article_field(&server, "kb-e42", "tags"),
+        "pump, 水泵",
+        "untouched"
+    );
+
+    b.find("a[href='/console/customers']")
+        .unwrap()
+        .click()
+        .unwrap();
+    b.wait_css("#customers").unwrap();
+    b.find("a[href='/console/customers/cust-acme']")
+        .unwrap()
+        .click()
+        .unwrap();
+    b.wait_css("#contact-log").unwrap();
+    shoot(&b, "customer-en");
+
+    b.find("#lang-zh-CN").unwrap().click().unwrap();
+    b.wait_css("html[lang='zh-CN']").unwrap();
+    let text = b.text().unwrap();
+    assert!(text.contains("沟通记录") && text.contains("白金"), "{text}");
+    shoot(&b, "customer-zh");
+    b.goto(&format!("{}/console/kb/kb-e42", server.url))
+        .unwrap();
+    b.wait_css("#kb-preview").unwrap();
+    assert!(b.text().unwrap().contains("预览"));
+    shoot(&b, "kb-edit-zh");
+    b.goto(&format!("{}/console/kb", server.url)).unwrap();
+    b.wait_css("#kb-list").unwrap();
+    shoot(&b, "kb-list-zh");
 }

@@ -103,6 +103,14 @@ pub async fn list(State(app): State<AppState>, sess: Session, RawQuery(q): RawQu
     html_response(StatusCode::OK, layout(lang, Some(&sess), t("cu.title"), &b))
 }
 
+fn or_dash(v: &str) -> String {
+    if v.is_empty() {
+        "—".to_owned()
+    } else {
+        esc(v)
+    }
+}
+
 fn tier_label(lang: Lang, tier: Option<&str>) -> String {
     match tier {
         Some(t) if fieldsync_proto::schema::TIERS.contains(&t) => {
@@ -329,11 +337,11 @@ async fn render(
         lt = t("cu.tier"),
         tier = tier_label(lang, c.str("tier")),
         lp = t("cu.phone"),
-        phone = esc(s(c, "phone")),
+        phone = or_dash(s(c, "phone")),
         le = t("cu.email"),
-        email = esc(s(c, "email")),
+        email = or_dash(s(c, "email")),
         la = t("cu.address"),
-        addr = esc(s(c, "address")),
+        addr = or_dash(s(c, "address")),
     );
 
     // Contacts, and the form that edits them.
@@ -397,7 +405,7 @@ async fn render(
         save = t("cu.save_contacts"),
     );
 
-    // Communication log: the form first (the usual reason to open the page), then the log.
+    // Communication log: what was said, newest first, then the form for the next entry.
     let _ = write!(
         b,
         r#"<section aria-labelledby="cl-h"><h2 id="cl-h">{}</h2>"#,
@@ -410,9 +418,9 @@ async fn render(
             (o.id.clone(), format!("{} — {desc}", o.id))
         })
         .collect();
-    b.push_str(&log_form(lang, sess, id, &order_opts, log_sent.as_ref()));
     let records: Vec<RecordView> = d.log.iter().map(record_of).collect();
     b.push_str(&log_list(lang, &records, true));
+    b.push_str(&log_form(lang, sess, id, &order_opts, log_sent.as_ref()));
     b.push_str("</section>");
 
     // Sites, assets, contracts, recent orders.

@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod blob;
 pub mod client;
 pub mod config;
+pub mod contact;
 pub mod daemon;
 pub mod error;
 pub mod inbox;

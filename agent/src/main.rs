@@ -12,7 +12,7 @@ use fieldsync_agent::client::Client;
 use fieldsync_agent::config::{Config, ConfigArgs};
 use fieldsync_agent::store::Store;
 use fieldsync_agent::sync::sync_once;
-use fieldsync_agent::{blob, daemon, inbox, photos, report, stock, AgentError};
+use fieldsync_agent::{blob, contact, daemon, inbox, photos, report, stock, AgentError};
 use serde_json::json;
 
 mod output;
@@ -180,6 +180,27 @@ enum Command {
         /// The customer's words.
         #[arg(long)]
         comment: Option<String>,
+    },
+    /// Log a call, email or visit with the customer about an order you hold.
+    Contact {
+        id: String,
+        /// call, email, visit or other.
+        #[arg(long)]
+        channel: String,
+        /// What was said or agreed.
+        #[arg(long)]
+        summary: String,
+        /// in (the customer reached us) or out (we reached them).
+        #[arg(long)]
+        direction: Option<String>,
+        /// The person spoken to.
+        #[arg(long)]
+        contact: Option<String>,
+        /// When it happened, YYYY-MM-DD HH:MM UTC (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Void a record added by mistake (note, part usage, photo, checklist answer, time
     /// entry, sign-off, rating). Records are never edited: void, then add the right one.
@@ -729,6 +750,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let id = store.resolve_order(&id)?;
             report::rate(&mut store, &id, score, comment.as_deref())?;
             println!("{id}: rated {score}/5 (saved; syncs when online)");
+        }
+        Command::Contact {
+            id,
+            channel,
+            summary,
+            direction,
+            contact: person,
+            at,
+            json,
+        } => {
+            let id = store.resolve_order(&id)?;
+            let at_ms = at.as_deref().map(contact::parse_at).transpose()?;
+            let op = contact::log(
+                &mut store,
+                &id,
+                &contact::Entry {
+                    channel: &channel,
+                    direction: direction.as_deref(),
+                    contact: person.as_deref(),
+                    summary: &summary,
+                    at_ms,
+                },
+            )?;
+            if json {
+                print_json(&json!({"id": op.id, "order_id": id}));
+            } else {
+                println!(
+                    "{id}: {channel} logged as {} (saved; syncs when online)",
+                    op.id
+                );
+            }
         }
         Command::Void { record } => {
             let (kind, _) = report::void(&mut store, &record)?;

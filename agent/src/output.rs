@@ -226,6 +226,29 @@ fn service_report(v: &OrderView) {
     for c in &v.complaints {
         println!("COMPLAINT ({}): {}", when(c.at_ms), text(&c.fields, "text"));
     }
+    if v.contact_log.iter().any(|c| live(&c)) {
+        println!("Contact log:");
+    }
+    for c in v.contact_log.iter().filter(live) {
+        let f = |k: &str| text(&c.fields, k);
+        let with = if f("contact").is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", f("contact"))
+        };
+        let dir = match f("direction").as_str() {
+            "in" => " (from customer)",
+            "out" => " (to customer)",
+            _ => "",
+        };
+        println!(
+            "  {}  {}{dir}{with}, by {}: {}",
+            when(fieldsync_proto::view::contact_time(c)),
+            f("channel"),
+            c.by,
+            f("summary")
+        );
+    }
 }
 
 pub fn sync(r: &SyncReport) {

@@ -5,6 +5,7 @@
 //! simulation harness (enforced by `clippy.toml`).
 
 pub mod apply;
+pub mod contact;
 pub mod error;
 pub mod hlc;
 pub mod ids;

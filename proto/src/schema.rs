@@ -34,10 +34,12 @@ pub enum EntityKind {
     StockMovement,
     Requisition,
     StockMin,
+    // Customer communication log (issue 5).
+    ContactLog,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 23] = [
+    pub const ALL: [EntityKind; 24] = [
         EntityKind::WorkOrder,
         EntityKind::Customer,
         EntityKind::Site,
@@ -61,6 +63,7 @@ impl EntityKind {
         EntityKind::StockMovement,
         EntityKind::Requisition,
         EntityKind::StockMin,
+        EntityKind::ContactLog,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +91,7 @@ impl EntityKind {
             EntityKind::StockMovement => "stock_movement",
             EntityKind::Requisition => "requisition",
             EntityKind::StockMin => "stock_min",
+            EntityKind::ContactLog => "contact_log",
         }
     }
 
@@ -142,6 +146,7 @@ impl EntityKind {
             EntityKind::StockMovement => &STOCK_MOVEMENT,
             EntityKind::Requisition => &REQUISITION,
             EntityKind::StockMin => &STOCK_MIN,
+            EntityKind::ContactLog => &crate::contact::CONTACT_LOG,
         }
     }
 }
@@ -426,6 +431,15 @@ pub static CUSTOMER: KindSpec = KindSpec {
         f("phone", TEXT_SHORT, Owner::Dispatcher),
         f("email", TEXT_SHORT, Owner::Dispatcher),
         f("address", TEXT_SHORT, Owner::Dispatcher),
+        // The people to talk to, one per line: `name | role | phone | email`
+        // (`contact::parse_contacts`).
+        f(
+            "contacts",
+            FieldType::Text {
+                max_chars: crate::contact::CONTACTS_CHARS_MAX,
+            },
+            Owner::Dispatcher,
+        ),
     ],
 };
 

@@ -113,6 +113,7 @@ pub fn validate_op(op: &Op, role: Role) -> Result<(), OpError> {
         ));
     }
     crate::report::check_op(op)?;
+    crate::contact::check_op(op)?;
     crate::stock::check_shape(op, role)
 }
 

@@ -121,6 +121,11 @@ pub struct OrderView {
     /// `text`, `follow_up_order`, `resolved`.
     #[serde(default)]
     pub complaints: Vec<RecordView>,
+    /// Calls, emails and visits with the customer about this order (`contact_log`):
+    /// `channel`, `direction`, `at` (when it happened), `contact`, `summary`; by event
+    /// time, oldest first.
+    #[serde(default)]
+    pub contact_log: Vec<RecordView>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,9 +164,15 @@ pub fn plain(state: &EntityState) -> Map<String, Value> {
 }
 
 fn record(state: &EntityState, link: &str) -> RecordView {
+    let mut r = record_of(state);
+    r.fields.remove(link);
+    r
+}
+
+/// A record with every field, its link included (a list not under one order).
+pub fn record_of(state: &EntityState) -> RecordView {
     let mut fields = plain(state);
     fields.remove("id");
-    fields.remove(link);
     let first = state
         .fields
         .values()
@@ -237,6 +248,7 @@ pub fn order_view_at<'a>(
         signoffs: Vec::new(),
         ratings: Vec::new(),
         complaints: Vec::new(),
+        contact_log: Vec::new(),
     };
     let is = |field: &str, s: &EntityState| order.str(field) == Some(s.id.as_str());
     let mut contract = None;
@@ -262,6 +274,7 @@ pub fn order_view_at<'a>(
             EntityKind::Signoff if linked => view.signoffs.push(record(s, "order_id")),
             EntityKind::Rating if linked => view.ratings.push(record(s, "order_id")),
             EntityKind::Complaint if linked => view.complaints.push(record(s, "order_id")),
+            EntityKind::ContactLog if linked => view.contact_log.push(record(s, "order_id")),
             // Parts used are consumption (and return) movements: the one record that both
             // lists a part on the order and moves stock (`stock.rs`).
             EntityKind::StockMovement if s.str("order_id") == Some(order.id.as_str()) => {
@@ -299,6 +312,16 @@ pub fn order_view_at<'a>(
     ] {
         list.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
     }
+    view.contact_log
+        .sort_by_key(|r| (contact_time(r), r.id.clone()));
     view.conflicts.sort_by(|a, b| a.id.cmp(&b.id));
     view
+}
+
+/// When a logged contact happened (`at`), else when it was logged.
+pub fn contact_time(r: &RecordView) -> u64 {
+    r.fields
+        .get("at")
+        .and_then(Value::as_u64)
+        .unwrap_or(r.at_ms)
 }

@@ -5,6 +5,7 @@
 //! --workspace` builds them (the agent and server crates have integration tests of their
 //! own, which makes cargo build their binaries first).
 
+pub mod console;
 pub mod fuzz_checks;
 pub mod photos;
 pub mod proxy;

@@ -3,25 +3,17 @@
 //! Screenshots of the board, order detail, assignment dialog and conflict inbox, in
 //! English and Chinese, land in `target/screenshots/`.
 
-use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use fieldsync_tests::console::{login, shoot, Console};
 use fieldsync_tests::photos::{order_for, real_jpeg, sha256_hex};
 use fieldsync_tests::webdriver::Browser;
-use fieldsync_tests::{bin_dir, stderr, wait_for, Agent, Api, Server, DISPATCHER, ENGINEER};
+use fieldsync_tests::{stderr, wait_for, Agent, Api, Server, DISPATCHER, ENGINEER};
 use serde_json::json;
 
 /// The issue's promise: a new assignment reaches an online agent within one second.
 const LIVE_ASSIGNMENT_MS_MAX: u128 = 1_000;
-
-fn screenshots_dir() -> PathBuf {
-    // target/debug -> target/screenshots
-    bin_dir()
-        .parent()
-        .map(|t| t.join("screenshots"))
-        .unwrap_or_else(|| PathBuf::from("target/screenshots"))
-}
 
 fn spawn_daemon(agent: &Agent) -> Child {
     agent
@@ -63,34 +55,6 @@ fn agent_holds(agent: &Agent, order: &str, user: &str) -> bool {
     .ok()
     .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
     .is_some_and(|v| v["fields"]["assignee"]["v"] == user)
-}
-
-fn login(b: &Browser, server: &Server, who: (&str, &str)) {
-    b.goto(&format!("{}/console/login", server.url)).unwrap();
-    b.find("#user").unwrap().send_keys(who.0).unwrap();
-    b.find("#password").unwrap().send_keys(who.1).unwrap();
-    b.find("#login button[type=submit]")
-        .unwrap()
-        .click()
-        .unwrap();
-}
-
-fn shoot(b: &Browser, name: &str) {
-    if name.ends_with("-zh") {
-        // Without a CJK font Chromium draws every Chinese glyph as a box.
-        let fonts = std::process::Command::new("fc-list")
-            .arg(":lang=zh")
-            .output()
-            .expect("fontconfig's fc-list");
-        assert!(
-            !fonts.stdout.is_empty(),
-            "no Chinese font is installed (Debian: fonts-wqy-microhei, which .ci/run installs)"
-        );
-    }
-    let path = screenshots_dir().join(format!("{name}.png"));
-    b.screenshot(&path).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
-    assert!(bytes.starts_with(b"\x89PNG"), "{} is a PNG", path.display());
 }
 
 #[test]
@@ -255,117 +219,6 @@ fn dispatcher_story_in_a_real_browser() {
         conflicts.iter().all(|c| c["resolved"] == true),
         "the resolution reached the agent: {seen}"
     );
-}
-
-/// A plain HTTPS client for the console: cookies by hand, no redirects followed.
-struct Console {
-    http: reqwest::blocking::Client,
-    base: String,
-    cookie: Option<String>,
-}
-
-impl Console {
-    fn new(server: &Server) -> Console {
-        let ca = std::fs::read(&server.ca).unwrap();
-        Console {
-            http: reqwest::blocking::Client::builder()
-                .use_rustls_tls()
-                .tls_built_in_root_certs(false)
-                .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: server.url.clone(),
-            cookie: None,
-        }
-    }
-
-    fn post(&self, path: &str, form: &str) -> reqwest::blocking::Response {
-        let mut r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form.to_owned());
-        if let Some(c) = &self.cookie {
-            r = r.header("cookie", c);
-        }
-        r.send().unwrap()
-    }
-
-    fn get(&self, path: &str, lang: &str) -> reqwest::blocking::Response {
-        self.get_with(path, &[("accept-language", lang)])
-    }
-
-    fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::blocking::Response {
-        let mut r = self.http.get(format!("{}{path}", self.base));
-        for (k, v) in headers {
-            r = r.header(*k, *v);
-        }
-        if let Some(c) = &self.cookie {
-            r = r.header("cookie", c);
-        }
-        r.send().unwrap()
-    }
-
-    /// Open the login form: its `Set-Cookie` and the token in its hidden field.
-    fn login_form(&self) -> (String, String) {
-        let r = self.get("/console/login", "en");
-        assert_eq!(r.status(), 200);
-        let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-        let page = r.text().unwrap();
-        let at = page
-            .find("name=\"login_csrf\" value=\"")
-            .expect("a login_csrf field")
-            + 25;
-        (set, page[at..at + 64].to_owned())
-    }
-
-    /// POST the login form with this cookie header and form token; returns the status,
-    /// the session's `Set-Cookie` if one was given, and the page.
-    fn login_with(
-        &mut self,
-        who: (&str, &str),
-        cookie: Option<&str>,
-        token: Option<&str>,
-    ) -> (u16, Option<String>, String) {
-        let mut form = format!("user={}&password={}", who.0, who.1);
-        if let Some(t) = token {
-            form.push_str(&format!("&login_csrf={t}"));
-        }
-        let mut r = self
-            .http
-            .post(format!("{}/console/login", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form);
-        if let Some(c) = cookie {
-            r = r.header("cookie", c);
-        }
-        let r = r.send().unwrap();
-        let set = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .find(|c| c.starts_with("fs_console="));
-        if let Some(s) = &set {
-            self.cookie = Some(s.split(';').next().unwrap().to_owned());
-        }
-        (r.status().as_u16(), set, r.text().unwrap())
-    }
-
-    /// Log in as a browser does: open the form, post it back with its cookie.
-    fn login(&mut self, who: (&str, &str)) -> (u16, Option<String>) {
-        let (set, token) = self.login_form();
-        let cookie = set.split(';').next().unwrap().to_owned();
-        let (status, session, _) = self.login_with(who, Some(&cookie), Some(&token));
-        (status, session)
-    }
-
-    fn csrf(&self) -> String {
-        let page = self.get("/console", "en").text().unwrap();
-        let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-        page[at..at + 64].to_owned()
-    }
 }
 
 /// Session tokens in the server's database (read-only, beside the running server).

@@ -12,8 +12,11 @@
 #![allow(clippy::result_large_err)]
 
 mod complaints;
+mod customers;
 mod html;
 pub mod i18n;
+mod kb;
+mod markdown;
 mod pages;
 mod photos;
 mod profiles;
@@ -72,6 +75,16 @@ pub fn routes() -> Router<AppState> {
         .route("/console/stock/min", post(stock::set_min))
         .route("/console/requisitions/{id}/approve", post(stock::approve))
         .route("/console/requisitions/{id}/reject", post(stock::reject))
+        .route("/console/customers", get(customers::list))
+        .route("/console/customers/{id}", get(customers::page))
+        .route("/console/customers/{id}/log", post(customers::add_log))
+        .route(
+            "/console/customers/{id}/contacts",
+            post(customers::save_contacts),
+        )
+        .route("/console/kb", get(kb::list))
+        .route("/console/kb/new", get(kb::new_form).post(kb::create))
+        .route("/console/kb/{id}", get(kb::edit_form).post(kb::save))
         .route("/console/search", get(pages::search))
         .route("/console/events", get(pages::events))
         .route("/console/static/app.js", get(app_js))

@@ -61,13 +61,15 @@ pub(super) fn layout(lang: Lang, s: Option<&Session>, title: &str, body: &str) -
     if let Some(s) = s {
         let _ = write!(
             nav,
-            r#"<nav aria-label="main"><a href="/console">{}</a> <a href="/console/orders/new">{}</a> <a href="/console/conflicts">{}</a> <a href="/console/engineers">{}</a> <a href="/console/stock">{}</a>
+            r#"<nav aria-label="main"><a href="/console">{}</a> <a href="/console/orders/new">{}</a> <a href="/console/conflicts">{}</a> <a href="/console/engineers">{}</a> <a href="/console/stock">{}</a> <a href="/console/customers">{}</a> <a href="/console/kb">{}</a>
 <form method="post" action="/console/logout" class="inline"><input type="hidden" name="csrf" value="{}"><span class="who">{}</span> <button type="submit">{}</button></form></nav>"#,
             t("nav.board"),
             t("nav.new"),
             t("nav.conflicts"),
             t("nav.engineers"),
             t("nav.stock"),
+            t("nav.customers"),
+            t("nav.kb"),
             esc(&s.csrf),
             esc(&s.actor.user),
             t("nav.logout"),
@@ -440,7 +442,13 @@ pub async fn board(State(app): State<AppState>, s: Session, RawQuery(q): RawQuer
                 cust = r
                     .customer_id
                     .as_deref()
-                    .map(|c| esc(data.customer_names.get(c).map_or(c, String::as_str)))
+                    .map(|c| {
+                        format!(
+                            r#"<a href="/console/customers/{}">{}</a>"#,
+                            enc(c),
+                            esc(data.customer_names.get(c).map_or(c, String::as_str))
+                        )
+                    })
                     .unwrap_or_default(),
                 due = r.scheduled_end.map(time).unwrap_or_default(),
                 upd = time(r.updated_ms),
@@ -720,11 +728,13 @@ fn conflict_rows(lang: Lang, s: &Session, conflicts: &[ConflictView], with_order
     let mut b = String::new();
     for c in conflicts {
         let order_cell = if with_order {
-            format!(
-                r#"<td><a href="/console/orders/{}">{}</a></td>"#,
-                enc(&c.entity_id),
-                esc(&c.entity_id)
-            )
+            // Each conflict opens the page that edits what it is about.
+            let link = match c.entity_kind.as_str() {
+                "kb_article" => format!("/console/kb/{}", enc(&c.entity_id)),
+                "customer" => format!("/console/customers/{}", enc(&c.entity_id)),
+                _ => format!("/console/orders/{}", enc(&c.entity_id)),
+            };
+            format!(r#"<td><a href="{link}">{}</a></td>"#, esc(&c.entity_id))
         } else {
             String::new()
         };
@@ -758,7 +768,7 @@ fn conflict_rows(lang: Lang, s: &Session, conflicts: &[ConflictView], with_order
     b
 }
 
-fn conflict_table(
+pub(super) fn conflict_table(
     lang: Lang,
     s: &Session,
     conflicts: &[ConflictView],
@@ -886,7 +896,14 @@ async fn render_detail(
             ),
         },
         lc = t("field.customer"),
-        cust = named(&v.customer, "name", &o.customer_id),
+        cust = match &o.customer_id {
+            Some(c) => format!(
+                r#"<a href="/console/customers/{}" id="customer-link">{}</a>"#,
+                enc(c),
+                named(&v.customer, "name", &o.customer_id)
+            ),
+            None => "—".to_owned(),
+        },
         lsi = t("field.site"),
         site = named(&v.site, "name", &o.site_id),
         la = t("field.asset"),
@@ -1017,6 +1034,20 @@ async fn render_detail(
     b.push_str(&super::photos::gallery(lang, &v.photos));
     b.push_str(&super::report::summary_section(lang, &v));
     b.push_str(&super::complaints::section(lang, s, &o.id, &v.complaints));
+    let _ = write!(
+        b,
+        r#"<section aria-labelledby="cl-h"><h2 id="cl-h">{}</h2>{}{}</section>"#,
+        t("cl.title"),
+        super::customers::log_list(lang, &v.contact_log, false),
+        o.customer_id
+            .as_deref()
+            .map(|c| format!(
+                r#"<p><a href="/console/customers/{}#cl-h" id="log-contact">{}</a></p>"#,
+                enc(c),
+                t("cl.add_on_customer")
+            ))
+            .unwrap_or_default(),
+    );
     // Timeline.
     let _ = write!(
         b,

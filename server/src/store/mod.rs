@@ -306,6 +306,15 @@ pub trait Store: Send + Sync + 'static {
     /// (checklist templates).
     fn all_of_kind(&self, kind: EntityKind, limit: usize) -> Result<Vec<EntityState>, StoreError>;
 
+    /// Up to `limit` entities of `kind` whose `customer_id` is `customer` (office reads:
+    /// the customer page's sites, assets, contracts and contact log).
+    fn of_customer(
+        &self,
+        kind: EntityKind,
+        customer: &str,
+        limit: usize,
+    ) -> Result<Vec<EntityState>, StoreError>;
+
     /// The server sequence after the last commit; it changes on every write, so
     /// notifications (console, agents' live channel) wait on it instead of polling.
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;

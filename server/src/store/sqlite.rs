@@ -1098,6 +1098,13 @@ impl WriteTx<'_> {
                     )
                 }))
             }
+            EntityKind::ContactLog => {
+                let order = match link {
+                    Some(o) => self.load(EntityKind::WorkOrder, o.as_str())?,
+                    None => None,
+                };
+                Ok(fieldsync_proto::contact::check_order_customer(op, order.as_ref()).err())
+            }
             _ => Ok(None),
         }
     }
@@ -1869,6 +1876,28 @@ impl Store for SqliteStore {
                 })?
                 .map(|j| parse_state(&j?))
                 .collect()
+        })
+    }
+
+    fn of_customer(
+        &self,
+        kind: EntityKind,
+        customer: &str,
+        limit: usize,
+    ) -> Result<Vec<EntityState>, StoreError> {
+        // A scan of the kind's rows (the primary key's prefix), reading the field from the
+        // state: only work orders keep `customer_id` in its column, and these kinds are
+        // the office's reference data and call log, read one customer page at a time.
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT state FROM entities WHERE kind = ?1
+                 AND json_extract(state, '$.fields.customer_id.v') = ?2 ORDER BY id LIMIT ?3",
+            )?
+            .query_map(params![kind.as_str(), customer, limit as i64], |r| {
+                r.get::<_, String>(0)
+            })?
+            .map(|j| parse_state(&j?))
+            .collect()
         })
     }
 

@@ -271,7 +271,121 @@ pub fn seed(store: &dyn Store) -> anyhow::Result<bool> {
                "customer_id": "cust-ridge", "site_id": "site-ridge-brew"}),
     )?;
     seed_stock(store, &dana)?;
+    seed_customer_care(store, &dana, today)?;
     Ok(true)
+}
+
+/// Knowledge-base articles (one in Chinese, for the offline search across scripts),
+/// customer contacts and a communication log: the console's KB and customer pages and
+/// `fieldsync kb search` have something to show.
+fn seed_customer_care(store: &dyn Store, dana: &Actor, today: u64) -> anyhow::Result<()> {
+    let hour = 3600 * 1000;
+    let articles = [
+        (
+            "kb-hp-trip",
+            "Chiller high-pressure trips (HP-TRIP)",
+            "## Symptoms\nThe compressor stops on the high-pressure switch, mostly on hot afternoons.\n\n\
+             ## Check\n1. Condenser coil: clean it if fouled.\n2. Condenser fans: all running?\n\
+             3. Test the HP cut-out against its setting (27 bar on the 30RB).\n\n\
+             ## Fix\nReplace the HP switch (`SKU HP-SW-27`) if it trips below its setting.",
+            "chiller, refrigeration",
+            "Carrier 30RB chiller",
+            "HP-TRIP",
+        ),
+        (
+            "kb-e42-pump",
+            "Boiler E42: circulation pump fault",
+            "E42 means the boiler saw no flow. **Check the pump** first: power, seized rotor \
+             (free it with a screwdriver on the shaft end), then the pressure (1-2 bar cold).",
+            "boiler, pump",
+            "Viessmann Vitocrossal 300 boiler",
+            "E42",
+        ),
+        (
+            "kb-glycol-leak",
+            "乙二醇冷却机泄漏检查",
+            "## 现象\n乙二醇液位下降，地面有粘稠液体。\n\n## 检查\n1. 检查泵密封和软管接头。\n\
+             2. 用折射计测量浓度，补液前确认比例。",
+            "制冷, 维修",
+            "Glycol chiller GC-3",
+            "GL-LOW",
+        ),
+    ];
+    for (id, title, body, tags, models, codes) in articles {
+        put(
+            store,
+            dana,
+            EntityKind::KbArticle,
+            id,
+            json!({"title": title, "body": body, "tags": tags, "models": models, "fault_codes": codes}),
+        )?;
+    }
+    let contacts = [
+        (
+            "cust-northwind",
+            "Priya Shah | Maintenance manager | +44 20 7946 0101 | priya.shah@northwind.example",
+        ),
+        (
+            "cust-harbor",
+            "Tom Reed | Estates duty officer | +44 20 7946 0202 | estates@harbor.example",
+        ),
+    ];
+    for (customer, line) in contacts {
+        store
+            .server_write(
+                dana,
+                ServerWrite {
+                    kind: EntityKind::Customer,
+                    id: EntityId::from(customer),
+                    create: false,
+                    fields: BTreeMap::from([("contacts".to_owned(), json!(line))]),
+                    base: BTreeMap::new(),
+                },
+                now_ms(),
+            )?
+            .map_err(|e| anyhow::anyhow!("seeding the contacts of {customer}: {e}"))?;
+    }
+    let log = [
+        (
+            "log-demo-1",
+            "cust-northwind",
+            Some("wo-1001"),
+            "call",
+            "in",
+            "Priya Shah",
+            today.saturating_sub(20 * hour),
+            "Reported chiller 7 tripping again; line 2 at risk. Promised an engineer tomorrow morning.",
+        ),
+        (
+            "log-demo-2",
+            "cust-northwind",
+            None,
+            "email",
+            "out",
+            "Priya Shah",
+            today.saturating_sub(5 * hour),
+            "Sent the quarterly maintenance plan and the renewal quote for the gold contract.",
+        ),
+        (
+            "log-demo-3",
+            "cust-harbor",
+            None,
+            "visit",
+            "out",
+            "Tom Reed",
+            today.saturating_sub(48 * hour),
+            "Site survey for the boiler replacement; access to plant room B2 only with an escort.",
+        ),
+    ];
+    for (id, customer, order, channel, direction, contact, at, summary) in log {
+        let mut fields = json!({"customer_id": customer, "channel": channel, "direction": direction,
+                                "contact": contact, "at": at, "summary": summary});
+        if let Some(order) = order {
+            fields["order_id"] = json!(order);
+        }
+        put(store, dana, EntityKind::ContactLog, id, fields)?;
+    }
+    Ok(())
 }
 
 /// A small parts catalog, a warehouse, a van each for eve and sam, and the stock that

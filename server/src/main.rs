@@ -279,14 +279,6 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 listen,
                 ..Settings::default()
             };
-            let url = format!(
-                "https://{}",
-                if listen.ip().is_loopback() {
-                    format!("localhost:{}", listen.port())
-                } else {
-                    listen.to_string()
-                }
-            );
             let ca = std::fs::canonicalize(&ca).unwrap_or(ca);
             let abs_dir = std::fs::canonicalize(&dir).unwrap_or(dir.clone());
             let note = if seeded {
@@ -294,17 +286,25 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             } else {
                 "\n(reusing the existing demo data in that dir)"
             };
-            serve(
-                dir,
-                settings,
-                Some(format!("{}{note}", demo::instructions(&url, &ca, &abs_dir))),
-            )?;
+            // Built once the port is bound, so `--listen 127.0.0.1:0` prints the real one.
+            let banner = move |addr: std::net::SocketAddr| {
+                let url = if addr.ip().is_loopback() {
+                    format!("https://localhost:{}", addr.port())
+                } else {
+                    format!("https://{addr}")
+                };
+                format!("{}{note}", demo::instructions(&url, &ca, &abs_dir))
+            };
+            serve(dir, settings, Some(Box::new(banner)))?;
         }
     }
     Ok(())
 }
 
-fn serve(dir: PathBuf, settings: Settings, banner: Option<String>) -> anyhow::Result<()> {
+/// What to print once the server listens, given the address it bound.
+type Banner = Box<dyn FnOnce(std::net::SocketAddr) -> String + Send>;
+
+fn serve(dir: PathBuf, settings: Settings, banner: Option<Banner>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -320,7 +320,7 @@ fn serve(dir: PathBuf, settings: Settings, banner: Option<String>) -> anyhow::Re
         };
         tracing::info!("serving on {scheme}://{addr}");
         if let Some(b) = banner {
-            println!("{b}");
+            println!("{}", b(addr));
         }
         fieldsync_server::run(
             listener,

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -14,10 +13,10 @@ use fieldsync_proto::view::RecordView;
 use fieldsync_proto::{EntityId, EntityKind};
 use serde_json::Value;
 
-use super::html::{enc, esc, time, Form};
+use super::html::{enc, esc, time};
 use super::i18n::Lang;
 use super::pages::{blocking, message_page};
-use super::{redirect, Session};
+use super::{redirect, Posted, Session};
 use crate::api::entities::{new_id, order_view, write};
 use crate::api::{now_ms, AppState};
 use crate::store::ServerWrite;
@@ -79,14 +78,9 @@ pub fn section(lang: Lang, s: &Session, order_id: &str, complaints: &[RecordView
 /// `POST /console/orders/{id}/complaints`: log a complaint on the order.
 pub async fn add(
     State(app): State<AppState>,
-    s: Session,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { sess: s, form: f }: Posted,
 ) -> Response {
-    let f = Form::parse(&body);
-    if let Err(r) = s.check_csrf(&f) {
-        return r;
-    }
     let text = f.get("text").trim();
     if text.is_empty() {
         return redirect(&format!("/console/orders/{}", enc(&id)));
@@ -124,14 +118,9 @@ fn message_page_text(lang: Lang, why: &str) -> Response {
 /// then the assignment dialog of the new order.
 pub async fn follow_up(
     State(app): State<AppState>,
-    s: Session,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { sess: s, .. }: Posted,
 ) -> Response {
-    let f = Form::parse(&body);
-    if let Err(r) = s.check_csrf(&f) {
-        return r;
-    }
     let (store, actor, cid) = (app.store.clone(), s.actor.clone(), id.clone());
     let complaint = match blocking(move || store.entity(&actor, EntityKind::Complaint, &cid)).await
     {

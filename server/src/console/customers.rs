@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -25,7 +24,7 @@ use serde_json::Value;
 use super::html::{enc, esc, options, parse_time, time, time_input, Form};
 use super::i18n::Lang;
 use super::pages::{blocking, html_response, layout, message_page};
-use super::{redirect, Session};
+use super::{redirect, Posted, Session};
 use crate::api::entities::{new_id, write};
 use crate::api::{now_ms, AppState};
 use crate::store::{BoardQuery, BoardSort, ServerWrite};
@@ -523,14 +522,9 @@ async fn render(
 /// `POST /console/customers/{id}/log`: record a call, email or visit.
 pub async fn add_log(
     State(app): State<AppState>,
-    sess: Session,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { sess, form: f }: Posted,
 ) -> Response {
-    let f = Form::parse(&body);
-    if let Err(r) = sess.check_csrf(&f) {
-        return r;
-    }
     let lang = sess.lang;
     let again = |error: String| LogSent { form: &f, error };
     let channel = f.get("channel");
@@ -598,14 +592,9 @@ pub async fn add_log(
 /// `POST /console/customers/{id}/contacts`: save the contact list, from the version shown.
 pub async fn save_contacts(
     State(app): State<AppState>,
-    sess: Session,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { sess, form: f }: Posted,
 ) -> Response {
-    let f = Form::parse(&body);
-    if let Err(r) = sess.check_csrf(&f) {
-        return r;
-    }
     let lang = sess.lang;
     let text = f.get("contacts").replace("\r\n", "\n");
     let list = match parse_contacts(&text) {

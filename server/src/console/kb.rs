@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -31,7 +30,7 @@ use super::pages::{
     IntakeErrors,
 };
 use super::profiles::normalize_skills as normalize_list;
-use super::{redirect, Session};
+use super::{redirect, Posted, Session};
 use crate::api::entities::{new_id, write};
 use crate::api::{now_ms, AppState};
 use crate::store::ServerWrite;
@@ -383,11 +382,7 @@ fn new_page(
 }
 
 /// `POST /console/kb/new`.
-pub async fn create(State(app): State<AppState>, s: Session, body: Bytes) -> Response {
-    let f = Form::parse(&body);
-    if let Err(r) = s.check_csrf(&f) {
-        return r;
-    }
+pub async fn create(State(app): State<AppState>, Posted { sess: s, form: f }: Posted) -> Response {
     let (values, errs) = read_form(s.lang, &f);
     if !errs.0.is_empty() {
         return new_page(
@@ -545,14 +540,9 @@ fn edits(
 /// `POST /console/kb/{id}`: save the fields the user changed.
 pub async fn save(
     State(app): State<AppState>,
-    s: Session,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { sess: s, form: f }: Posted,
 ) -> Response {
-    let f = Form::parse(&body);
-    if let Err(r) = s.check_csrf(&f) {
-        return r;
-    }
     let (values, errs) = read_form(s.lang, &f);
     if !errs.0.is_empty() {
         let sent = Sent {

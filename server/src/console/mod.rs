@@ -23,7 +23,8 @@ mod profiles;
 mod report;
 mod stock;
 
-use axum::extract::{FromRequestParts, State};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -241,6 +242,28 @@ impl Session {
             StatusCode::FORBIDDEN,
             "err.csrf",
         ))
+    }
+}
+
+/// A console form post whose CSRF token checked out, with the session that sent it. Every
+/// state-changing console handler takes its form this way, so none can skip the check.
+pub struct Posted {
+    pub sess: Session,
+    pub form: html::Form,
+}
+
+impl FromRequest<AppState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let sess = Session::from_request_parts(&mut parts, app).await?;
+        let body = Bytes::from_request(Request::from_parts(parts, body), app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let form = html::Form::parse(&body);
+        sess.check_csrf(&form)?;
+        Ok(Posted { sess, form })
     }
 }
 

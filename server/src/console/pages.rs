@@ -19,7 +19,7 @@ use super::html::{enc, esc, options, parse_time, time, time_input, Form};
 use super::i18n::Lang;
 use super::profiles::{self, ProfileEdit};
 use super::{
-    lang_of, login_cookie, login_token, login_token_ok, redirect, secure_headers, Session,
+    lang_of, login_cookie, login_token, login_token_ok, redirect, secure_headers, Posted, Session,
     SESSION_COOKIE,
 };
 use crate::api::entities::{
@@ -273,11 +273,7 @@ pub async fn login(State(app): State<AppState>, headers: HeaderMap, body: Bytes)
     resp
 }
 
-pub async fn logout(State(app): State<AppState>, s: Session, body: Bytes) -> Page {
-    let form = Form::parse(&body);
-    if let Err(r) = s.check_csrf(&form) {
-        return r;
-    }
+pub async fn logout(State(app): State<AppState>, Posted { sess: s, .. }: Posted) -> Page {
     let store = app.store.clone();
     let hash = s.token_hash.clone();
     if let Err(r) = blocking(move || store.end_session(&hash)).await {
@@ -638,11 +634,7 @@ pub(super) fn new_id() -> EntityId {
     EntityId::generate(now_ms(), r)
 }
 
-pub async fn intake(State(app): State<AppState>, s: Session, body: Bytes) -> Page {
-    let f = Form::parse(&body);
-    if let Err(r) = s.check_csrf(&f) {
-        return r;
-    }
+pub async fn intake(State(app): State<AppState>, Posted { sess: s, form: f }: Posted) -> Page {
     let lang = s.lang;
     let mut errs = IntakeErrors::default();
     if f.get("description").is_empty() {
@@ -1115,14 +1107,9 @@ fn detail_field(lang: Lang, raw: Option<&fieldsync_proto::EntityState>, field: &
 
 pub async fn edit(
     State(app): State<AppState>,
-    s: Session,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { sess: s, form: f }: Posted,
 ) -> Page {
-    let f = Form::parse(&body);
-    if let Err(r) = s.check_csrf(&f) {
-        return r;
-    }
     let Ok(current) = order_view(&app, s.actor.clone(), id.clone()).await else {
         return message_page(s.lang, StatusCode::NOT_FOUND, "err.not_found");
     };
@@ -1295,14 +1282,9 @@ async fn render_assign(
 
 pub async fn assign(
     State(app): State<AppState>,
-    s: Session,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { sess: s, form: f }: Posted,
 ) -> Page {
-    let f = Form::parse(&body);
-    if let Err(r) = s.check_csrf(&f) {
-        return r;
-    }
     let lang = s.lang;
     let Ok(v) = order_view(&app, s.actor.clone(), id.clone()).await else {
         return message_page(lang, StatusCode::NOT_FOUND, "err.not_found");
@@ -1402,14 +1384,9 @@ pub async fn conflicts(State(app): State<AppState>, s: Session, RawQuery(q): Raw
 
 pub async fn resolve(
     State(app): State<AppState>,
-    s: Session,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { sess: s, form: f }: Posted,
 ) -> Page {
-    let f = Form::parse(&body);
-    if let Err(r) = s.check_csrf(&f) {
-        return r;
-    }
     let choose = match f.get("choose") {
         "loser" => Choice::Loser,
         _ => Choice::Winner,
@@ -1576,14 +1553,9 @@ pub(super) async fn render_engineers(
 
 pub async fn revoke(
     State(app): State<AppState>,
-    s: Session,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { sess: s, .. }: Posted,
 ) -> Page {
-    let f = Form::parse(&body);
-    if let Err(r) = s.check_csrf(&f) {
-        return r;
-    }
     let Ok(device) = id.parse::<fieldsync_proto::DeviceId>() else {
         return message_page(s.lang, StatusCode::NOT_FOUND, "err.not_found");
     };

@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use fieldsync_proto::schema::FieldType;
@@ -21,7 +20,7 @@ use super::i18n::Lang;
 use super::pages::{
     blocking, described_by, field_error, message_page, render_engineers, IntakeErrors,
 };
-use super::{redirect, Session};
+use super::{redirect, Posted, Session};
 use crate::api::entities::write;
 use crate::api::{now_ms, AppState};
 use crate::store::{Actor, PersonInfo, ServerWrite, Store, StoreError};
@@ -224,14 +223,9 @@ pub fn name_cell(
 /// `POST /console/engineers/{name}/profile`.
 pub async fn save(
     State(app): State<AppState>,
-    s: Session,
     Path(user): Path<String>,
-    body: Bytes,
+    Posted { sess: s, form: f }: Posted,
 ) -> axum::response::Response {
-    let f = Form::parse(&body);
-    if let Err(r) = s.check_csrf(&f) {
-        return r;
-    }
     if !EntityId::is_valid(&user) {
         return message_page(s.lang, StatusCode::NOT_FOUND, "eng.profile_unsupported");
     }

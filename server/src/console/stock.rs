@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -18,7 +17,7 @@ use serde_json::Value;
 use super::html::{enc, esc, options, time, Form};
 use super::i18n::Lang;
 use super::pages::{html_response, layout};
-use super::{redirect, Session};
+use super::{redirect, Posted, Session};
 use crate::api::entities::write;
 use crate::api::stock::{decide, states};
 use crate::api::{ApiError, AppState};
@@ -358,11 +357,7 @@ fn refused(lang: Lang, e: &ApiError) -> String {
 }
 
 /// `POST /console/stock/receipt`.
-pub async fn receipt(State(app): State<AppState>, s: Session, body: Bytes) -> Response {
-    let f = Form::parse(&body);
-    if let Err(r) = s.check_csrf(&f) {
-        return r;
-    }
+pub async fn receipt(State(app): State<AppState>, Posted { sess: s, form: f }: Posted) -> Response {
     let lang = s.lang;
     let all = match states(&app).await {
         Ok(data) => data.states,
@@ -399,11 +394,7 @@ pub async fn receipt(State(app): State<AppState>, s: Session, body: Bytes) -> Re
 }
 
 /// `POST /console/stock/min`: create or change the one minimum of a part at a location.
-pub async fn set_min(State(app): State<AppState>, s: Session, body: Bytes) -> Response {
-    let f = Form::parse(&body);
-    if let Err(r) = s.check_csrf(&f) {
-        return r;
-    }
+pub async fn set_min(State(app): State<AppState>, Posted { sess: s, form: f }: Posted) -> Response {
     let lang = s.lang;
     let all = match states(&app).await {
         Ok(data) => data.states,
@@ -443,14 +434,9 @@ pub async fn set_min(State(app): State<AppState>, s: Session, body: Bytes) -> Re
 /// decision, in one transaction.
 pub async fn approve(
     State(app): State<AppState>,
-    s: Session,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { sess: s, form: f }: Posted,
 ) -> Response {
-    let f = Form::parse(&body);
-    if let Err(r) = s.check_csrf(&f) {
-        return r;
-    }
     let from = f.get("from_location").to_owned();
     if from.is_empty() {
         let m = s.lang.t("st.err_from").to_owned();
@@ -481,14 +467,9 @@ pub async fn approve(
 /// `POST /console/requisitions/{id}/reject`.
 pub async fn reject(
     State(app): State<AppState>,
-    s: Session,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { sess: s, form: f }: Posted,
 ) -> Response {
-    let f = Form::parse(&body);
-    if let Err(r) = s.check_csrf(&f) {
-        return r;
-    }
     let note = f.opt("note");
     match decide(&app, s.actor.clone(), id.clone(), Decision::Reject { note }).await {
         Ok(()) => redirect("/console/stock?msg=rejected"),

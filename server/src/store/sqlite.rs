@@ -1255,8 +1255,10 @@ impl WriteTx<'_> {
             let rows: Vec<Row> = self
                 .tx
                 .prepare_cached(
+                    // CROSS JOIN keeps `parked` (nearly always empty) the outer loop:
+                    // the planner, left alone, scanned the whole op log on every push.
                     "SELECT p.parked_ms, p.dev, p.seq, p.user, p.role, o.body FROM parked p
-                     JOIN ops o ON o.dev = p.dev AND o.seq = p.seq
+                     CROSS JOIN ops o ON o.dev = p.dev AND o.seq = p.seq
                      ORDER BY p.parked_ms, p.dev, p.seq LIMIT ?1",
                 )?
                 .query_map([PARKED_RETRY_MAX], |r| {

@@ -2,6 +2,7 @@
 //! writer anyway; the mutex makes server sequences contiguous per commit), and a small
 //! pool of readers that WAL lets run beside it.
 
+use std::cell::{RefCell, RefMut};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +22,9 @@ use fieldsync_proto::{
     DeviceId, EntityId, EntityKind, EntityState, Hlc, HlcClock, Op, OpError, OpKind, Role,
     SERVER_DEVICE,
 };
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior,
+};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -32,6 +35,8 @@ use super::{
 };
 
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// Prepared statements the writer connection keeps.
+const WRITER_STATEMENTS_CACHED: usize = 64;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_epoch.sql"),
@@ -197,6 +202,9 @@ impl SqliteStore {
         // the entity, feed and op-log indexes at once, and the default 2 MiB thrashes once
         // a few thousand orders exist. Readers keep the default so the pool stays small.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        // A push alone runs a dozen distinct statements: with rusqlite's default of 16
+        // cached, console, import and maintenance writes evicted and re-prepared them.
+        conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS_CACHED);
         migrate(&mut conn)?;
         let seq = meta(&conn, "seq")?;
         let hlc = Hlc(meta(&conn, "hlc")?);
@@ -261,9 +269,12 @@ impl SqliteStore {
             seq: *seq,
             clock: *clock,
             users_seen: HashSet::new(),
+            hot: Default::default(),
         };
         let out = f(&mut w);
         let (new_seq, new_clock) = (w.seq, w.clock);
+        // Its statements go back to the cache before the commit.
+        drop(w);
         let out = out.and_then(|r| {
             if new_seq != start_seq {
                 set_meta(&tx, "seq", new_seq)?;
@@ -297,6 +308,55 @@ fn set_meta(tx: &Transaction<'_>, key: &str, value: u64) -> Result<(), StoreErro
     Ok(())
 }
 
+/// The statements a push runs for every op. `prepare_cached` hashes the whole SQL text
+/// on every call and moves the statement out of and back into its LRU list: about a
+/// twentieth of a push's instructions. A transaction takes each from the cache once and
+/// keeps it until it ends.
+#[derive(Clone, Copy)]
+enum Hot {
+    Load,
+    SaveUpdate,
+    SaveUpsert,
+    FeedPut,
+    Held,
+    LogOp,
+}
+
+impl Hot {
+    const COUNT: usize = 6;
+
+    fn sql(self) -> &'static str {
+        match self {
+            Hot::Load => "SELECT state FROM entities WHERE kind = ?1 AND id = ?2",
+            Hot::SaveUpdate => {
+                "UPDATE entities SET status = ?3, state = ?4, seq = ?5, priority = ?6,
+                   due_ms = ?7, cancelled = ?8
+                 WHERE kind = ?1 AND id = ?2"
+            }
+            Hot::SaveUpsert => {
+                "INSERT INTO entities (kind, id, order_id, assignee, status, customer_id, site_id, asset_id, state, seq,
+                                       priority, due_ms, label, open_conflict, cancelled)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 ON CONFLICT (kind, id) DO UPDATE SET order_id = excluded.order_id,
+                   assignee = excluded.assignee, status = excluded.status,
+                   customer_id = excluded.customer_id, site_id = excluded.site_id,
+                   asset_id = excluded.asset_id, state = excluded.state, seq = excluded.seq,
+                   priority = excluded.priority, due_ms = excluded.due_ms, label = excluded.label,
+                   open_conflict = excluded.open_conflict, cancelled = excluded.cancelled"
+            }
+            Hot::FeedPut => {
+                "INSERT INTO feed (user, kind, id, seq, gone) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (user, kind, id) DO UPDATE SET seq = excluded.seq, gone = excluded.gone"
+            }
+            Hot::Held => "INSERT OR IGNORE INTO held (user, order_id) VALUES (?1, ?2)",
+            Hot::LogOp => {
+                "INSERT INTO ops (dev, seq, user, kind, id, hlc, body, received_ms, reject_code, reject_message)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            }
+        }
+    }
+}
+
 /// One write transaction with the server sequence and clock it advances.
 struct WriteTx<'a> {
     tx: &'a Transaction<'a>,
@@ -305,16 +365,30 @@ struct WriteTx<'a> {
     /// Users this transaction has already found in the users table: a batch assigns
     /// its orders to a few engineers, so one lookup each instead of one per op.
     users_seen: HashSet<String>,
+    hot: [RefCell<Option<CachedStatement<'a>>>; Hot::COUNT],
 }
 
-impl WriteTx<'_> {
+impl<'a> WriteTx<'a> {
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
     }
 
+    /// One of the per-op statements, prepared once per transaction.
+    fn hot(&self, h: Hot) -> Result<RefMut<'_, CachedStatement<'a>>, StoreError> {
+        let mut slot = self.hot[h as usize].borrow_mut();
+        if slot.is_none() {
+            *slot = Some(self.tx.prepare_cached(h.sql())?);
+        }
+        Ok(RefMut::map(slot, |s| s.as_mut().expect("prepared above")))
+    }
+
     fn load(&self, kind: EntityKind, id: &str) -> Result<Option<EntityState>, StoreError> {
-        load(self.tx, kind, id)
+        let json: Option<String> = self
+            .hot(Hot::Load)?
+            .query_row(params![kind.as_str(), id], |r| r.get(0))
+            .optional()?;
+        json.map(|j| parse_state(&j)).transpose()
     }
 
     /// Whether `user` held work order `order` at event time `hlc`: they held it once and
@@ -360,11 +434,7 @@ impl WriteTx<'_> {
         gone: bool,
     ) -> Result<(), StoreError> {
         let seq = self.next_seq();
-        self.tx
-            .prepare_cached(
-                "INSERT INTO feed (user, kind, id, seq, gone) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (user, kind, id) DO UPDATE SET seq = excluded.seq, gone = excluded.gone",
-            )?
+        self.hot(Hot::FeedPut)?
             .execute(params![user, kind.as_str(), id, seq as i64, gone])?;
         Ok(())
     }
@@ -418,59 +488,41 @@ impl WriteTx<'_> {
         let seq = self.next_seq();
         let json = serde_json::to_string(after).expect("entity state serialises");
         let is_order = after.kind == EntityKind::WorkOrder;
-        let status = is_order.then(|| view::summary(after).status);
+        let status = is_order.then(|| view::status(after));
         let board = BoardColumns::of(after);
         let keys = IndexedColumns::of(after, &board);
         if before.is_some_and(|b| IndexedColumns::of(b, &BoardColumns::of(b)) == keys) {
             // Most edits change no indexed column: leaving them out of the SET list spares
             // SQLite rewriting those indexes' entries (it skips only columns not assigned).
-            self.tx
-                .prepare_cached(
-                    "UPDATE entities SET status = ?3, state = ?4, seq = ?5, priority = ?6,
-                       due_ms = ?7, cancelled = ?8
-                     WHERE kind = ?1 AND id = ?2",
-                )?
-                .execute(params![
-                    after.kind.as_str(),
-                    after.id.as_str(),
-                    status,
-                    json,
-                    seq as i64,
-                    board.priority,
-                    board.due_ms,
-                    board.cancelled,
-                ])?;
-            return self.fan_out(before, after);
-        }
-        self.tx
-            .prepare_cached(
-                "INSERT INTO entities (kind, id, order_id, assignee, status, customer_id, site_id, asset_id, state, seq,
-                                       priority, due_ms, label, open_conflict, cancelled)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-                 ON CONFLICT (kind, id) DO UPDATE SET order_id = excluded.order_id,
-                   assignee = excluded.assignee, status = excluded.status,
-                   customer_id = excluded.customer_id, site_id = excluded.site_id,
-                   asset_id = excluded.asset_id, state = excluded.state, seq = excluded.seq,
-                   priority = excluded.priority, due_ms = excluded.due_ms, label = excluded.label,
-                   open_conflict = excluded.open_conflict, cancelled = excluded.cancelled",
-            )?
-            .execute(params![
+            self.hot(Hot::SaveUpdate)?.execute(params![
                 after.kind.as_str(),
                 after.id.as_str(),
-                keys.order_id,
-                keys.assignee,
                 status,
-                keys.customer_id,
-                keys.site_id,
-                keys.asset_id,
                 json,
                 seq as i64,
                 board.priority,
                 board.due_ms,
-                keys.label,
-                keys.open_conflict,
                 board.cancelled,
             ])?;
+            return self.fan_out(before, after);
+        }
+        self.hot(Hot::SaveUpsert)?.execute(params![
+            after.kind.as_str(),
+            after.id.as_str(),
+            keys.order_id,
+            keys.assignee,
+            status,
+            keys.customer_id,
+            keys.site_id,
+            keys.asset_id,
+            json,
+            seq as i64,
+            board.priority,
+            board.due_ms,
+            keys.label,
+            keys.open_conflict,
+            board.cancelled,
+        ])?;
         self.fan_out(before, after)
     }
 
@@ -521,11 +573,7 @@ impl WriteTx<'_> {
                 if let Some(h) = &m.holder {
                     if m.entered {
                         // Recorded once per holding, not on every write.
-                        self.tx
-                            .prepare_cached(
-                                "INSERT OR IGNORE INTO held (user, order_id) VALUES (?1, ?2)",
-                            )?
-                            .execute(params![h, id])?;
+                        self.hot(Hot::Held)?.execute(params![h, id])?;
                     }
                     let arriving = if m.entered {
                         order_refs(after)
@@ -1165,23 +1213,18 @@ impl WriteTx<'_> {
             Ok(()) => (None, None),
             Err(e) => (Some(e.code.as_str()), Some(e.message.as_str())),
         };
-        self.tx
-            .prepare_cached(
-                "INSERT INTO ops (dev, seq, user, kind, id, hlc, body, received_ms, reject_code, reject_message)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                dev,
-                op.seq as i64,
-                user,
-                op.kind.as_str(),
-                op.id.as_str(),
-                op.hlc.0 as i64,
-                body,
-                now_ms as i64,
-                code,
-                message
-            ])?;
+        self.hot(Hot::LogOp)?.execute(params![
+            dev,
+            op.seq as i64,
+            user,
+            op.kind.as_str(),
+            op.id.as_str(),
+            op.hlc.0 as i64,
+            body,
+            now_ms as i64,
+            code,
+            message
+        ])?;
         Ok(())
     }
 }

@@ -2585,7 +2585,9 @@ mod tests {
         assert!(r.rejected.is_empty(), "{:?}", r.rejected);
         // Priority is the dispatcher's: refused, and logged with its reason.
         let refused = order_op(33, "wo-2", OpKind::Set, &[("priority", 1.into())]);
-        let r = store.push(&eve, 2, &[refused.clone()], NOW_MS).unwrap();
+        let r = store
+            .push(&eve, 2, std::slice::from_ref(&refused), NOW_MS)
+            .unwrap();
         assert_eq!(r.rejected.len(), 1);
 
         let answers = |s: &SqliteStore| -> Vec<String> {
@@ -2606,7 +2608,8 @@ mod tests {
             // A re-send is answered from the log: the same refusal, nothing applied.
             out.push(format!(
                 "{:?}",
-                s.push(&eve, 2, &[refused.clone()], NOW_MS).unwrap()
+                s.push(&eve, 2, std::slice::from_ref(&refused), NOW_MS)
+                    .unwrap()
             ));
             out
         };

@@ -134,12 +134,17 @@ pub struct ArticleRef {
     pub title: String,
 }
 
+/// An order's status as lists show it (an order nobody has progressed is `open`).
+pub fn status(order: &EntityState) -> &str {
+    order.str("status").unwrap_or("open")
+}
+
 pub fn summary(order: &EntityState) -> OrderSummary {
     let s = |f: &str| order.str(f).map(str::to_owned);
     let t = |f: &str| order.get(f).and_then(Value::as_u64);
     OrderSummary {
         id: order.id.0.clone(),
-        status: s("status").unwrap_or_else(|| "open".to_owned()),
+        status: status(order).to_owned(),
         priority: order.i64("priority"),
         description: s("description").unwrap_or_default(),
         assignee: s("assignee"),

@@ -253,7 +253,7 @@ fn record_lost_ops(restored: &Connection, replaced: Option<&Path>) -> Result<(),
     Ok(())
 }
 
-/// Also in migration 0007: a restore of an older backup creates it before that runs.
+/// Also in migration 0008: a restore of an older backup creates it before that runs.
 const LOST_OPS_TABLE: &str = "CREATE TABLE IF NOT EXISTS lost_ops (
     dev INTEGER NOT NULL,
     seq INTEGER NOT NULL,

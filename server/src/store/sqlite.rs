@@ -2,6 +2,7 @@
 //! writer anyway; the mutex makes server sequences contiguous per commit), and a small
 //! pool of readers that WAL lets run beside it.
 
+use std::cell::{RefCell, RefMut};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +22,9 @@ use fieldsync_proto::{
     DeviceId, EntityId, EntityKind, EntityState, Hlc, HlcClock, Op, OpError, OpKind, Role,
     SERVER_DEVICE,
 };
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior,
+};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -32,6 +35,8 @@ use super::{
 };
 
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// Prepared statements the writer connection keeps.
+const WRITER_STATEMENTS_CACHED: usize = 64;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_epoch.sql"),
@@ -39,7 +44,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_board_speed.sql"),
     include_str!("../../migrations/0005_board_read_model.sql"),
     include_str!("../../migrations/0006_asset_history.sql"),
-    include_str!("../../migrations/0007_parked.sql"),
+    include_str!("../../migrations/0007_integer_keys.sql"),
+    include_str!("../../migrations/0008_parked.sql"),
 ];
 /// How long after a restore an op whose target is missing is parked instead of refused:
 /// long enough for every device to come back online and re-send what the server lost.
@@ -205,6 +211,9 @@ impl SqliteStore {
         // the entity, feed and op-log indexes at once, and the default 2 MiB thrashes once
         // a few thousand orders exist. Readers keep the default so the pool stays small.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        // A push alone runs a dozen distinct statements: with rusqlite's default of 16
+        // cached, console, import and maintenance writes evicted and re-prepared them.
+        conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS_CACHED);
         migrate(&mut conn)?;
         let seq = meta(&conn, "seq")?;
         let hlc = Hlc(meta(&conn, "hlc")?);
@@ -269,9 +278,12 @@ impl SqliteStore {
             seq: *seq,
             clock: *clock,
             users_seen: HashSet::new(),
+            hot: Default::default(),
         };
         let out = f(&mut w);
         let (new_seq, new_clock) = (w.seq, w.clock);
+        // Its statements go back to the cache before the commit.
+        drop(w);
         let out = out.and_then(|r| {
             if new_seq != start_seq {
                 set_meta(&tx, "seq", new_seq)?;
@@ -305,6 +317,50 @@ fn set_meta(tx: &Transaction<'_>, key: &str, value: u64) -> Result<(), StoreErro
     Ok(())
 }
 
+/// The statements a push runs for every op. `prepare_cached` hashes the whole SQL text
+/// on every call and moves the statement out of and back into its LRU list: about a
+/// twentieth of a push's instructions. A transaction takes each from the cache once and
+/// keeps it until it ends.
+#[derive(Clone, Copy)]
+enum Hot {
+    Load,
+    SaveUpdate,
+    SaveInsert,
+    FeedPut,
+    Held,
+    LogOp,
+}
+
+impl Hot {
+    const COUNT: usize = 6;
+
+    fn sql(self) -> &'static str {
+        match self {
+            Hot::Load => "SELECT n, state FROM entities WHERE kind = ?1 AND id = ?2",
+            Hot::SaveUpdate => {
+                "UPDATE entities SET status = ?2, state = ?3, seq = ?4, priority = ?5,
+                   due_ms = ?6, cancelled = ?7
+                 WHERE n = ?1"
+            }
+            Hot::SaveInsert => {
+                "INSERT INTO entities (kind, id, order_id, assignee, status, customer_id, site_id, asset_id, state, seq,
+                                       priority, due_ms, label, open_conflict, cancelled)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+            }
+            Hot::FeedPut => {
+                "INSERT INTO feed (ent, user, seq, gone) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (ent, user) DO UPDATE SET seq = excluded.seq, gone = excluded.gone"
+            }
+            Hot::Held => "INSERT OR IGNORE INTO held (ent, user) VALUES (?1, ?2)",
+            Hot::LogOp => {
+                "INSERT INTO ops (dev, seq, user, kind, id, ent, hlc, body, received_ms, reject_code,
+                                  reject_message)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            }
+        }
+    }
+}
+
 /// One write transaction with the server sequence and clock it advances.
 struct WriteTx<'a> {
     tx: &'a Transaction<'a>,
@@ -313,16 +369,48 @@ struct WriteTx<'a> {
     /// Users this transaction has already found in the users table: a batch assigns
     /// its orders to a few engineers, so one lookup each instead of one per op.
     users_seen: HashSet<String>,
+    hot: [RefCell<Option<CachedStatement<'a>>>; Hot::COUNT],
 }
 
-impl WriteTx<'_> {
+impl<'a> WriteTx<'a> {
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
     }
 
+    /// One of the per-op statements, prepared once per transaction.
+    fn hot(&self, h: Hot) -> Result<RefMut<'_, CachedStatement<'a>>, StoreError> {
+        let mut slot = self.hot[h as usize].borrow_mut();
+        if slot.is_none() {
+            *slot = Some(self.tx.prepare_cached(h.sql())?);
+        }
+        Ok(RefMut::map(slot, |s| s.as_mut().expect("prepared above")))
+    }
+
     fn load(&self, kind: EntityKind, id: &str) -> Result<Option<EntityState>, StoreError> {
-        load(self.tx, kind, id)
+        Ok(self.load_row(kind, id)?.map(|(_, s)| s))
+    }
+
+    /// The entity's number (feed and op-log rows point at it) and state.
+    fn load_row(
+        &self,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Option<(i64, EntityState)>, StoreError> {
+        let row: Option<(i64, String)> = self
+            .hot(Hot::Load)?
+            .query_row(params![kind.as_str(), id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(n, j)| Ok((n, parse_state(&j)?))).transpose()
+    }
+
+    /// The number of an entity named by kind and id, if it exists.
+    fn ent(&self, kind: EntityKind, id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT n FROM entities WHERE kind = ?1 AND id = ?2")?
+            .query_row(params![kind.as_str(), id], |r| r.get(0))
+            .optional()?)
     }
 
     /// Whether `user` held work order `order` at event time `hlc`: they held it once and
@@ -334,7 +422,11 @@ impl WriteTx<'_> {
         };
         let held_once = self
             .tx
-            .prepare_cached("SELECT 1 FROM held WHERE user = ?1 AND order_id = ?2")?
+            .prepare_cached(
+                "SELECT 1 FROM held
+                 WHERE ent = (SELECT n FROM entities WHERE kind = 'work_order' AND id = ?2)
+                   AND user = ?1",
+            )?
             .query_row(params![user, order.as_str()], |_| Ok(()))
             .optional()?
             .is_some();
@@ -360,39 +452,39 @@ impl WriteTx<'_> {
             .flatten())
     }
 
-    fn feed_put(
+    /// Entity number `ent` enters (or, `gone`, leaves) `user`'s feed at the next sequence.
+    fn feed_put(&mut self, user: &str, ent: i64, gone: bool) -> Result<(), StoreError> {
+        let seq = self.next_seq();
+        self.hot(Hot::FeedPut)?
+            .execute(params![ent, user, seq as i64, gone])?;
+        Ok(())
+    }
+
+    /// [`Self::feed_put`] for an entity named by kind and id (one an order refers to). One
+    /// that does not exist has nothing to send.
+    fn feed_put_ref(
         &mut self,
         user: &str,
         kind: EntityKind,
         id: &str,
         gone: bool,
     ) -> Result<(), StoreError> {
-        let seq = self.next_seq();
-        self.tx
-            .prepare_cached(
-                "INSERT INTO feed (user, kind, id, seq, gone) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (user, kind, id) DO UPDATE SET seq = excluded.seq, gone = excluded.gone",
-            )?
-            .execute(params![user, kind.as_str(), id, seq as i64, gone])?;
-        Ok(())
+        match self.ent(kind, id)? {
+            Some(ent) => self.feed_put(user, ent, gone),
+            None => Ok(()),
+        }
     }
 
-    fn children(&self, order_id: &str) -> Result<Vec<(EntityKind, String)>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT kind, id FROM entities WHERE order_id = ?1
-             AND kind NOT IN ('work_order', 'stock_movement')",
-        )?;
-        let rows = stmt.query_map([order_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (kind, id) = row?;
-            let kind = EntityKind::parse(&kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown kind {kind:?}")))?;
-            out.push((kind, id));
-        }
-        Ok(out)
+    /// The numbers of an order's records.
+    fn children(&self, order_id: &str) -> Result<Vec<i64>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT n FROM entities WHERE order_id = ?1
+                 AND kind NOT IN ('work_order', 'stock_movement')",
+            )?
+            .query_map([order_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
     }
 
     /// Whether `user` still holds an order (other than `except`) that refers to `r`.
@@ -418,68 +510,89 @@ impl WriteTx<'_> {
             .is_some())
     }
 
+    /// Write `after` over `before` (with its number), keep the feeds in step, and return
+    /// the entity's number.
     fn save(
         &mut self,
-        before: Option<&EntityState>,
+        before: Option<(i64, &EntityState)>,
         after: &EntityState,
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         let seq = self.next_seq();
         let json = serde_json::to_string(after).expect("entity state serialises");
         let is_order = after.kind == EntityKind::WorkOrder;
-        let status = is_order.then(|| view::summary(after).status);
+        let status = is_order.then(|| view::status(after));
         let board = BoardColumns::of(after);
         let keys = IndexedColumns::of(after, &board);
-        if before.is_some_and(|b| IndexedColumns::of(b, &BoardColumns::of(b)) == keys) {
+        let unmoved = before.filter(|(_, b)| IndexedColumns::of(b, &BoardColumns::of(b)) == keys);
+        if let Some((n, b)) = unmoved {
             // Most edits change no indexed column: leaving them out of the SET list spares
             // SQLite rewriting those indexes' entries (it skips only columns not assigned).
-            self.tx
-                .prepare_cached(
-                    "UPDATE entities SET status = ?3, state = ?4, seq = ?5, priority = ?6,
-                       due_ms = ?7, cancelled = ?8
-                     WHERE kind = ?1 AND id = ?2",
-                )?
-                .execute(params![
-                    after.kind.as_str(),
-                    after.id.as_str(),
-                    status,
-                    json,
-                    seq as i64,
-                    board.priority,
-                    board.due_ms,
-                    board.cancelled,
-                ])?;
-            return self.fan_out(before, after);
-        }
-        self.tx
-            .prepare_cached(
-                "INSERT INTO entities (kind, id, order_id, assignee, status, customer_id, site_id, asset_id, state, seq,
-                                       priority, due_ms, label, open_conflict, cancelled)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-                 ON CONFLICT (kind, id) DO UPDATE SET order_id = excluded.order_id,
-                   assignee = excluded.assignee, status = excluded.status,
-                   customer_id = excluded.customer_id, site_id = excluded.site_id,
-                   asset_id = excluded.asset_id, state = excluded.state, seq = excluded.seq,
-                   priority = excluded.priority, due_ms = excluded.due_ms, label = excluded.label,
-                   open_conflict = excluded.open_conflict, cancelled = excluded.cancelled",
-            )?
-            .execute(params![
-                after.kind.as_str(),
-                after.id.as_str(),
-                keys.order_id,
-                keys.assignee,
+            self.hot(Hot::SaveUpdate)?.execute(params![
+                n,
                 status,
-                keys.customer_id,
-                keys.site_id,
-                keys.asset_id,
                 json,
                 seq as i64,
                 board.priority,
                 board.due_ms,
-                keys.label,
-                keys.open_conflict,
                 board.cancelled,
             ])?;
-        self.fan_out(before, after)
+            self.fan_out(n, Some(b), after)?;
+            return Ok(n);
+        }
+        // No upsert: `before` comes from a lookup in this transaction, so the row's
+        // existence is known (and a duplicate INSERT fails rather than overwrites). An
+        // upsert with `RETURNING n` cost twice an INSERT per new entity.
+        let n = match before {
+            Some((n, _)) => {
+                self.tx
+                    .prepare_cached(
+                        "UPDATE entities SET order_id = ?2, assignee = ?3, status = ?4,
+                           customer_id = ?5, site_id = ?6, asset_id = ?7, state = ?8, seq = ?9,
+                           priority = ?10, due_ms = ?11, label = ?12, open_conflict = ?13,
+                           cancelled = ?14
+                         WHERE n = ?1",
+                    )?
+                    .execute(params![
+                        n,
+                        keys.order_id,
+                        keys.assignee,
+                        status,
+                        keys.customer_id,
+                        keys.site_id,
+                        keys.asset_id,
+                        json,
+                        seq as i64,
+                        board.priority,
+                        board.due_ms,
+                        keys.label,
+                        keys.open_conflict,
+                        board.cancelled,
+                    ])?;
+                n
+            }
+            None => {
+                self.hot(Hot::SaveInsert)?.execute(params![
+                    after.kind.as_str(),
+                    after.id.as_str(),
+                    keys.order_id,
+                    keys.assignee,
+                    status,
+                    keys.customer_id,
+                    keys.site_id,
+                    keys.asset_id,
+                    json,
+                    seq as i64,
+                    board.priority,
+                    board.due_ms,
+                    keys.label,
+                    keys.open_conflict,
+                    board.cancelled,
+                ])?;
+                self.tx.last_insert_rowid()
+            }
+        };
+        self.fan_out(n, before.map(|(_, b)| b), after)?;
+        Ok(n)
     }
 
     /// Keep every engineer's feed in step with this write: the changed entity for whoever
@@ -487,6 +600,7 @@ impl WriteTx<'_> {
     /// and a departure for the old one.
     fn fan_out(
         &mut self,
+        n: i64,
         before: Option<&EntityState>,
         after: &EntityState,
     ) -> Result<(), StoreError> {
@@ -512,28 +626,24 @@ impl WriteTx<'_> {
                     seen_after.extend(self.asset_holders(a, id)?);
                 }
                 for u in &seen_after {
-                    self.feed_put(u, EntityKind::WorkOrder, id, false)?;
+                    self.feed_put(u, n, false)?;
                     // A new order has no records yet: their creates need it to exist.
                     if before.is_some() && !seen_before.contains(u) {
-                        for (kind, child) in self.children(id)? {
-                            self.feed_put(u, kind, &child, false)?;
+                        for child in self.children(id)? {
+                            self.feed_put(u, child, false)?;
                         }
                     }
                 }
                 for u in seen_before.difference(&seen_after) {
-                    self.feed_put(u, EntityKind::WorkOrder, id, true)?;
-                    for (kind, child) in self.children(id)? {
-                        self.feed_put(u, kind, &child, true)?;
+                    self.feed_put(u, n, true)?;
+                    for child in self.children(id)? {
+                        self.feed_put(u, child, true)?;
                     }
                 }
                 if let Some(h) = &m.holder {
                     if m.entered {
                         // Recorded once per holding, not on every write.
-                        self.tx
-                            .prepare_cached(
-                                "INSERT OR IGNORE INTO held (user, order_id) VALUES (?1, ?2)",
-                            )?
-                            .execute(params![h, id])?;
+                        self.hot(Hot::Held)?.execute(params![n, h])?;
                     }
                     let arriving = if m.entered {
                         order_refs(after)
@@ -541,12 +651,12 @@ impl WriteTx<'_> {
                         m.refs_added.clone()
                     };
                     for (kind, rid) in arriving {
-                        self.feed_put(h, kind, rid.as_str(), false)?;
+                        self.feed_put_ref(h, kind, rid.as_str(), false)?;
                     }
                     if !m.entered {
                         for r in &m.refs_removed {
                             if !self.still_referenced(h, r, id)? {
-                                self.feed_put(h, r.0, r.1.as_str(), true)?;
+                                self.feed_put_ref(h, r.0, r.1.as_str(), true)?;
                             }
                         }
                     }
@@ -554,7 +664,7 @@ impl WriteTx<'_> {
                 if let Some(l) = &m.left {
                     for r in before.map(order_refs).unwrap_or_default() {
                         if !self.still_referenced(l, &r, id)? {
-                            self.feed_put(l, r.0, r.1.as_str(), true)?;
+                            self.feed_put_ref(l, r.0, r.1.as_str(), true)?;
                         }
                     }
                 }
@@ -564,8 +674,8 @@ impl WriteTx<'_> {
                     let had = held_before == Some(h) && asset_before == Some(a);
                     let asset = (EntityKind::Asset, EntityId::from(a));
                     if !had && !self.still_referenced(h, &asset, id)? {
-                        for o in self.asset_orders(a, id, ASSET_HISTORY_ORDERS_MAX)? {
-                            self.feed_with_children(h, &o, false)?;
+                        for (o, oid) in self.asset_orders(a, id, ASSET_HISTORY_ORDERS_MAX)? {
+                            self.feed_with_children(h, o, &oid, false)?;
                         }
                     }
                 }
@@ -573,8 +683,8 @@ impl WriteTx<'_> {
                     let has = held_after == Some(h) && asset_after == Some(a);
                     let asset = (EntityKind::Asset, EntityId::from(a));
                     if !has && !self.still_referenced(h, &asset, id)? {
-                        for o in self.asset_orders(a, id, usize::MAX)? {
-                            self.feed_with_children(h, &o, true)?;
+                        for (o, oid) in self.asset_orders(a, id, usize::MAX)? {
+                            self.feed_with_children(h, o, &oid, true)?;
                         }
                     }
                 }
@@ -595,23 +705,23 @@ impl WriteTx<'_> {
                     .query_map([id], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
                 for h in holders {
-                    self.feed_put(&h, after.kind, id, false)?;
+                    self.feed_put(&h, n, false)?;
                 }
             }
             EntityKind::StockLocation => {
                 for engineer in self.engineers()? {
-                    self.feed_put(&engineer, EntityKind::StockLocation, id, false)?;
+                    self.feed_put(&engineer, n, false)?;
                 }
                 self.van_moved(before, after)?;
             }
             kind if kind.broadcast() => {
                 for engineer in self.engineers()? {
-                    self.feed_put(&engineer, kind, id, false)?;
+                    self.feed_put(&engineer, n, false)?;
                 }
             }
             kind if kind.located() => {
                 for engineer in self.van_holders(after)? {
-                    self.feed_put(&engineer, kind, id, false)?;
+                    self.feed_put(&engineer, n, false)?;
                 }
             }
             _ => {
@@ -622,7 +732,7 @@ impl WriteTx<'_> {
                         seen.extend(self.asset_holders(&a, "")?);
                     }
                     for u in seen {
-                        self.feed_put(&u, after.kind, id, false)?;
+                        self.feed_put(&u, n, false)?;
                     }
                 }
             }
@@ -643,22 +753,23 @@ impl WriteTx<'_> {
             .collect::<Result<_, _>>()?)
     }
 
-    /// The orders on `asset` other than `except`, newest first, at most `max`.
+    /// The orders on `asset` other than `except` (number and id), newest first, at most
+    /// `max`.
     fn asset_orders(
         &self,
         asset: &str,
         except: &str,
         max: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<(i64, String)>, StoreError> {
         Ok(self
             .tx
             .prepare_cached(
-                "SELECT id FROM entities WHERE kind = 'work_order' AND asset_id = ?1 AND id != ?2
+                "SELECT n, id FROM entities WHERE kind = 'work_order' AND asset_id = ?1 AND id != ?2
                  ORDER BY seq DESC LIMIT ?3",
             )?
             .query_map(
                 params![asset, except, max.min(i64::MAX as usize) as i64],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?
             .collect::<Result<_, _>>()?)
     }
@@ -667,12 +778,13 @@ impl WriteTx<'_> {
     fn feed_with_children(
         &mut self,
         user: &str,
-        order: &str,
+        order: i64,
+        order_id: &str,
         gone: bool,
     ) -> Result<(), StoreError> {
-        self.feed_put(user, EntityKind::WorkOrder, order, gone)?;
-        for (kind, child) in self.children(order)? {
-            self.feed_put(user, kind, &child, gone)?;
+        self.feed_put(user, order, gone)?;
+        for child in self.children(order_id)? {
+            self.feed_put(user, child, gone)?;
         }
         Ok(())
     }
@@ -724,26 +836,24 @@ impl WriteTx<'_> {
         if joined.is_empty() && left.is_empty() {
             return Ok(());
         }
-        let records: Vec<(String, String)> = self
+        let records: Vec<i64> = self
             .tx
             .prepare_cached(
-                "SELECT kind, id FROM entities
+                "SELECT n FROM entities
                  WHERE kind IN ('stock_movement', 'requisition', 'stock_min') AND ?1 IN (
                    json_extract(state, '$.fields.from_location.v'),
                    json_extract(state, '$.fields.to_location.v'),
                    json_extract(state, '$.fields.van_id.v'),
                    json_extract(state, '$.fields.location_id.v'))",
             )?
-            .query_map([after.id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map([after.id.as_str()], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        for (kind, id) in records {
-            let kind = EntityKind::parse(&kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown kind {kind:?}")))?;
+        for ent in records {
             for n in &joined {
-                self.feed_put(n, kind, &id, false)?;
+                self.feed_put(n, ent, false)?;
             }
             for o in &left {
-                self.feed_put(o, kind, &id, true)?;
+                self.feed_put(o, ent, true)?;
             }
         }
         Ok(())
@@ -857,19 +967,21 @@ impl WriteTx<'_> {
     /// under its own sequence so pull pages never split a run of equal cursors.
     fn feed_broadcast_to(&mut self, user: &str) -> Result<(), StoreError> {
         for kind in EntityKind::ALL.into_iter().filter(|k| k.broadcast()) {
-            let ids: Vec<String> = self
+            let ents: Vec<i64> = self
                 .tx
-                .prepare_cached("SELECT id FROM entities WHERE kind = ?1 ORDER BY id")?
+                .prepare_cached("SELECT n FROM entities WHERE kind = ?1 ORDER BY id")?
                 .query_map([kind.as_str()], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            for id in ids {
-                self.feed_put(user, kind, &id, false)?;
+            for ent in ents {
+                self.feed_put(user, ent, false)?;
             }
         }
         Ok(())
     }
 
-    /// Validate, authorise and apply one op. `Ok(Err(_))` is a permanent refusal.
+    /// Validate, authorise and apply one op. `Err(_)` in the outcome is a permanent
+    /// refusal; beside it, the number of the op's entity if it exists (the op log files
+    /// the op under it).
     fn apply(
         &mut self,
         user: &str,
@@ -877,12 +989,14 @@ impl WriteTx<'_> {
         dev: DeviceId,
         op: &Op,
         now_ms: u64,
-    ) -> Result<Result<(), OpError>, StoreError> {
+    ) -> Result<(Option<i64>, Result<(), OpError>), StoreError> {
         if let Err(e) = validate_op(op, role) {
-            return Ok(Err(e));
+            return Ok((self.ent(op.kind, op.id.as_str())?, Err(e)));
         }
         self.clock.observe(op.hlc, now_ms);
-        let current = self.load(op.kind, op.id.as_str())?;
+        let row = self.load_row(op.kind, op.id.as_str())?;
+        let mut ent = row.as_ref().map(|(n, _)| *n);
+        let current = row.as_ref().map(|(_, s)| s);
         let link = op.order_link();
         let located = op.kind.located();
         // A stock record is scoped by its van, not an order: `check_stock` below decides
@@ -892,7 +1006,7 @@ impl WriteTx<'_> {
                 && (op.op == OpKind::Create || self.in_feed(user, op.kind, op.id.as_str())?))
             || {
                 let order = match op.op {
-                    OpKind::Set => current.as_ref().and_then(order_of),
+                    OpKind::Set => current.and_then(order_of),
                     OpKind::Create => link.clone(),
                 };
                 // An order and its records are the holder's to write. Being in the feed is
@@ -915,27 +1029,28 @@ impl WriteTx<'_> {
             in_scope,
         };
         if let Err(e) = authorize(op, role, target) {
-            return Ok(Err(e));
+            return Ok((ent, Err(e)));
         }
         if located {
-            if let Some(e) = self.check_stock(user, role, dev, op, current.as_ref())? {
-                return Ok(Err(e));
+            if let Some(e) = self.check_stock(user, role, dev, op, current)? {
+                return Ok((ent, Err(e)));
             }
         }
         if op.kind == EntityKind::StockLocation {
-            if let Some(e) = self.check_van(op, current.as_ref())? {
-                return Ok(Err(e));
+            if let Some(e) = self.check_van(op, current)? {
+                return Ok((ent, Err(e)));
             }
         }
         if let Some(e) = self.check_refs(op, link.as_ref())? {
-            return Ok(Err(e));
+            return Ok((ent, Err(e)));
         }
         if let Some(e) = self.check_report(op, link.as_ref())? {
-            return Ok(Err(e));
+            return Ok((ent, Err(e)));
         }
-        let applied = apply_op(current.as_ref(), op, dev, user);
+        let applied = apply_op(current, op, dev, user);
         if !applied.changed.is_empty() {
-            self.save(current.as_ref(), &applied.state)?;
+            let before = row.as_ref().map(|(n, s)| (*n, s));
+            ent = Some(self.save(before, &applied.state)?);
         }
         let order = order_of(&applied.state);
         for c in &applied.conflicts {
@@ -950,7 +1065,7 @@ impl WriteTx<'_> {
             let entity = conflict_entity(cid, c, &applied.state, order.as_ref(), ver);
             self.save(None, &entity)?;
         }
-        Ok(Ok(()))
+        Ok((ent, Ok(())))
     }
 
     fn user_exists(&mut self, name: &str) -> Result<bool, StoreError> {
@@ -1150,9 +1265,9 @@ impl WriteTx<'_> {
             fields: write.fields,
             base,
         };
-        let outcome = self.apply(&actor.user, actor.role, SERVER_DEVICE, &op, now_ms)?;
+        let (ent, outcome) = self.apply(&actor.user, actor.role, SERVER_DEVICE, &op, now_ms)?;
         if outcome.is_ok() {
-            self.log_server_op(&actor.user, &op, now_ms)?;
+            self.log_server_op(&actor.user, &op, ent, now_ms)?;
             self.tx.execute(
                 "UPDATE devices SET acked_seq = ?1 WHERE id = 0",
                 [seq as i64],
@@ -1164,9 +1279,15 @@ impl WriteTx<'_> {
     }
 
     /// Log an op the server made itself (it has no received text).
-    fn log_server_op(&self, user: &str, op: &Op, now_ms: u64) -> Result<(), StoreError> {
+    fn log_server_op(
+        &self,
+        user: &str,
+        op: &Op,
+        ent: Option<i64>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
         let body = serde_json::to_string(op).expect("op serialises");
-        self.log_op(SERVER_DEVICE, user, op, &body, now_ms, &Ok(()))
+        self.log_op(SERVER_DEVICE, user, op, ent, &body, now_ms, &Ok(()))
     }
 
     /// Whether `op`, refused for a missing target, may be waiting for a re-send, within the
@@ -1202,8 +1323,9 @@ impl WriteTx<'_> {
             let waits_on_parked = self
                 .tx
                 .prepare_cached(
-                    "SELECT 1 FROM ops o JOIN parked p ON p.dev = o.dev AND p.seq = o.seq
-                     WHERE o.kind = ?1 AND o.id = ?2 AND o.reject_code = 'parked'
+                    // From the few parked rows, not the op log, whatever its indexes.
+                    "SELECT 1 FROM parked p CROSS JOIN ops o ON o.dev = p.dev AND o.seq = p.seq
+                     WHERE o.kind = ?1 AND o.id = ?2
                        AND (p.parked_ms, p.dev, p.seq) < (?3, ?4, ?5)
                      LIMIT 1",
                 )?
@@ -1276,7 +1398,7 @@ impl WriteTx<'_> {
             for (parked_ms, dev, seq, user, role, body) in rows {
                 let op: Op = serde_json::from_str(&body)
                     .map_err(|e| StoreError::Corrupt(format!("parked op {dev}/{seq}: {e}")))?;
-                let outcome = self.apply(&user, parse_role(&role)?, dev, &op, now_ms)?;
+                let (ent, outcome) = self.apply(&user, parse_role(&role)?, dev, &op, now_ms)?;
                 let verdict = match outcome {
                     Ok(()) => None,
                     Err(e)
@@ -1289,13 +1411,15 @@ impl WriteTx<'_> {
                 };
                 self.tx
                     .prepare_cached(
-                        "UPDATE ops SET reject_code = ?3, reject_message = ?4 WHERE dev = ?1 AND seq = ?2",
+                        "UPDATE ops SET reject_code = ?3, reject_message = ?4, ent = ?5
+                         WHERE dev = ?1 AND seq = ?2",
                     )?
                     .execute(params![
                         dev,
                         seq,
                         verdict.as_ref().map(|e| e.code.as_str()),
-                        verdict.as_ref().map(|e| e.message.as_str())
+                        verdict.as_ref().map(|e| e.message.as_str()),
+                        ent
                     ])?;
                 self.tx
                     .prepare_cached("DELETE FROM parked WHERE dev = ?1 AND seq = ?2")?
@@ -1308,11 +1432,13 @@ impl WriteTx<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn log_op(
         &self,
         dev: DeviceId,
         user: &str,
         op: &Op,
+        ent: Option<i64>,
         body: &str,
         now_ms: u64,
         outcome: &Result<(), OpError>,
@@ -1321,23 +1447,19 @@ impl WriteTx<'_> {
             Ok(()) => (None, None),
             Err(e) => (Some(e.code.as_str()), Some(e.message.as_str())),
         };
-        self.tx
-            .prepare_cached(
-                "INSERT INTO ops (dev, seq, user, kind, id, hlc, body, received_ms, reject_code, reject_message)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                dev,
-                op.seq as i64,
-                user,
-                op.kind.as_str(),
-                op.id.as_str(),
-                op.hlc.0 as i64,
-                body,
-                now_ms as i64,
-                code,
-                message
-            ])?;
+        self.hot(Hot::LogOp)?.execute(params![
+            dev,
+            op.seq as i64,
+            user,
+            op.kind.as_str(),
+            op.id.as_str(),
+            ent,
+            op.hlc.0 as i64,
+            body,
+            now_ms as i64,
+            code,
+            message
+        ])?;
         Ok(())
     }
 }
@@ -1361,7 +1483,9 @@ fn load(conn: &Connection, kind: EntityKind, id: &str) -> Result<Option<EntitySt
 fn in_feed(conn: &Connection, user: &str, kind: EntityKind, id: &str) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT 1 FROM feed WHERE user = ?1 AND kind = ?2 AND id = ?3 AND gone = 0",
+            "SELECT 1 FROM feed
+             WHERE ent = (SELECT n FROM entities WHERE kind = ?2 AND id = ?3)
+               AND user = ?1 AND gone = 0",
         )?
         .query_row(params![user, kind.as_str(), id], |_| Ok(()))
         .optional()?
@@ -1552,19 +1676,19 @@ impl Store for SqliteStore {
                         got: op.seq,
                     });
                 }
-                let outcome = w.apply(&actor.user, actor.role, device, op, now_ms)?;
+                let (ent, outcome) = w.apply(&actor.user, actor.role, device, op, now_ms)?;
                 match outcome {
                     Err(e) if parkable(&e) && w.parking_open(op, None, now_ms)? => {
                         let waiting = OpError::new(
                             PARKED_CODE,
                             format!("waiting for what it depends on to be re-sent after the server's restore: {}", e.message),
                         );
-                        w.log_op(device, &actor.user, op, json.get(), now_ms, &Err(waiting))?;
+                        w.log_op(device, &actor.user, op, ent, json.get(), now_ms, &Err(waiting))?;
                         w.park(device, actor, op.seq, now_ms)?;
                         parked.push(op.seq);
                     }
                     outcome => {
-                        w.log_op(device, &actor.user, op, json.get(), now_ms, &outcome)?;
+                        w.log_op(device, &actor.user, op, ent, json.get(), now_ms, &outcome)?;
                         if let Err(e) = outcome {
                             rejected.push(Rejection {
                                 seq: op.seq,
@@ -1637,8 +1761,8 @@ impl Store for SqliteStore {
                 }
             } else {
                 let mut stmt = c.prepare_cached(
-                    "SELECT f.seq, f.gone, f.kind, f.id, e.state FROM feed f
-                     LEFT JOIN entities e ON e.kind = f.kind AND e.id = f.id
+                    "SELECT f.seq, f.gone, e.kind, e.id, e.state FROM feed f
+                     JOIN entities e ON e.n = f.ent
                      WHERE f.user = ?1 AND f.seq > ?2 ORDER BY f.seq LIMIT ?3",
                 )?;
                 let mut rows = stmt.query(params![actor.user, cursor as i64, fetch])?;
@@ -1671,7 +1795,7 @@ impl Store for SqliteStore {
                 )
             } else {
                 (
-                    "SELECT e.state FROM feed f JOIN entities e ON e.kind = f.kind AND e.id = f.id
+                    "SELECT e.state FROM feed f JOIN entities e ON e.n = f.ent
                      WHERE f.user = ?1 AND f.gone = 0",
                     "SELECT COALESCE(MAX(seq), 0) FROM feed WHERE user = ?1",
                 )
@@ -1773,8 +1897,8 @@ impl Store for SqliteStore {
             // The server's own op: the ownership checks are for actors, and these fields
             // come from the users table, not from a request.
             let applied = apply_op(None, &op, SERVER_DEVICE, "server");
-            w.save(None, &applied.state)?;
-            w.log_server_op("server", &op, now_ms)?;
+            let ent = w.save(None, &applied.state)?;
+            w.log_server_op("server", &op, Some(ent), now_ms)?;
             w.tx.execute(
                 "UPDATE devices SET acked_seq = ?1 WHERE id = 0",
                 [seq as i64],
@@ -2087,8 +2211,8 @@ impl Store for SqliteStore {
                     "SELECT o.user, o.dev, COALESCE(d.name, ''), o.kind, o.id, o.hlc, o.received_ms, o.body,
                             o.reject_code
                      FROM ops o LEFT JOIN devices d ON d.id = o.dev
-                     WHERE (o.kind = 'work_order' AND o.id = ?1)
-                        OR (o.kind, o.id) IN (SELECT kind, id FROM entities WHERE order_id = ?1)
+                     WHERE o.ent IN (SELECT n FROM entities WHERE kind = 'work_order' AND id = ?1
+                                     UNION ALL SELECT n FROM entities WHERE order_id = ?1)
                      ORDER BY o.hlc LIMIT ?2",
                 )?
                 .query_map(params![order_id, limit as i64], |r| {
@@ -2251,7 +2375,8 @@ impl Store for SqliteStore {
                 let devices = c
                     .prepare_cached(
                         "SELECT d.id, d.name, d.created_ms, d.last_seen_ms, d.revoked, d.acked_seq,
-                           (SELECT COUNT(*) FROM ops o WHERE o.dev = d.id AND o.reject_code IS NOT NULL),
+                           (SELECT COUNT(*) FROM ops o WHERE o.dev = d.id AND o.reject_code IS NOT NULL
+                              AND o.reject_code != 'parked'),
                            (SELECT (o.hlc >> 16) - o.received_ms FROM ops o WHERE o.dev = d.id
                               ORDER BY o.seq DESC LIMIT 1)
                          FROM devices d WHERE d.user = ?1 AND d.id != 0 ORDER BY d.id",
@@ -2635,6 +2760,173 @@ mod tests {
             orders.iter().any(|o| o.cancelled),
             "the board read the backfilled columns"
         );
+    }
+
+    /// 0007 (integer keys) on a database written before it: the same pulls, digests,
+    /// timeline and refusals as the store it was copied from, and pushes go on.
+    #[test]
+    fn a_v6_database_upgrades_to_integer_keys_with_the_same_answers() {
+        let (dir, store) = seeded();
+        store.add_user("sam", Role::Engineer, "x", NOW_MS).unwrap();
+        let dana = Actor {
+            user: "dana".into(),
+            role: Role::Dispatcher,
+            device: Some(1),
+        };
+        let eve = Actor {
+            user: "eve".into(),
+            role: Role::Engineer,
+            device: Some(2),
+        };
+        let sam = Actor {
+            user: "sam".into(),
+            role: Role::Engineer,
+            device: None,
+        };
+        let note = Op {
+            kind: EntityKind::Note,
+            ..order_op(
+                31,
+                "n-1",
+                OpKind::Create,
+                &[("order_id", "wo-1".into()), ("text", "fan replaced".into())],
+            )
+        };
+        // wo-5 moves from eve to sam: eve's feed keeps departures.
+        let reassign = order_op(32, "wo-5", OpKind::Set, &[("assignee", "sam".into())]);
+        let r = store.push(&dana, 1, &[note, reassign], NOW_MS).unwrap();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        // Priority is the dispatcher's: refused, and logged with its reason.
+        let refused = order_op(33, "wo-2", OpKind::Set, &[("priority", 1.into())]);
+        let r = store
+            .push(&eve, 2, std::slice::from_ref(&refused), NOW_MS)
+            .unwrap();
+        assert_eq!(r.rejected.len(), 1);
+
+        let answers = |s: &SqliteStore| -> Vec<String> {
+            let mut out = Vec::new();
+            for who in [&dana, &eve, &sam] {
+                let page = s.pull(who, 0, 1_000).unwrap();
+                assert!(!page.more);
+                let page = PullPage {
+                    hlc: Hlc(0),
+                    ..page
+                };
+                out.push(format!("{page:?}"));
+                out.push(format!("{:?}", s.digest(who).unwrap()));
+                out.push(format!("{}", s.feed_seq(&who.user).unwrap()));
+            }
+            out.push(format!("{:?}", s.timeline("wo-1", 100).unwrap()));
+            out.push(format!("{:?}", s.timeline("wo-5", 100).unwrap()));
+            // A re-send is answered from the log: the same refusal, nothing applied.
+            out.push(format!(
+                "{:?}",
+                s.push(&eve, 2, std::slice::from_ref(&refused), NOW_MS)
+                    .unwrap()
+            ));
+            out
+        };
+        let before = answers(&store);
+        let head = store.writer.lock().unwrap().seq;
+
+        // The same rows in the v6 layout: entities keyed by (kind, id), the feed and the
+        // op log by text.
+        let copy = dir.path().join("copy.db");
+        {
+            let w = store.writer.lock().unwrap();
+            w.conn
+                .execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
+                .unwrap();
+        }
+        drop(store);
+        let old = dir.path().join("v6.db");
+        {
+            let mut c = Connection::open(&old).unwrap();
+            let tx = c.transaction().unwrap();
+            for sql in &MIGRATIONS[..6] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 6).unwrap();
+            tx.execute("ATTACH DATABASE ?1 AS v7", [copy.to_str().unwrap()])
+                .unwrap();
+            tx.execute_batch(
+                "INSERT OR REPLACE INTO meta SELECT * FROM v7.meta;
+                 INSERT OR REPLACE INTO devices SELECT * FROM v7.devices;
+                 INSERT INTO users SELECT * FROM v7.users;
+                 INSERT INTO tokens SELECT * FROM v7.tokens;
+                 INSERT INTO held (user, order_id)
+                     SELECT h.user, e.id FROM v7.held h JOIN v7.entities e ON e.n = h.ent;
+                 INSERT INTO entities (kind, id, order_id, assignee, status, customer_id, site_id,
+                                       asset_id, state, seq, priority, due_ms, label,
+                                       open_conflict, cancelled)
+                     SELECT kind, id, order_id, assignee, status, customer_id, site_id,
+                            asset_id, state, seq, priority, due_ms, label, open_conflict,
+                            cancelled
+                     FROM v7.entities ORDER BY n DESC;
+                 INSERT INTO feed (user, kind, id, seq, gone)
+                     SELECT f.user, e.kind, e.id, f.seq, f.gone
+                     FROM v7.feed f JOIN v7.entities e ON e.n = f.ent;
+                 INSERT INTO ops (dev, seq, user, kind, id, hlc, body, received_ms,
+                                  reject_code, reject_message)
+                     SELECT dev, seq, user, kind, id, hlc, body, received_ms, reject_code,
+                            reject_message
+                     FROM v7.ops;",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+            c.execute("DETACH DATABASE v7", []).unwrap();
+        }
+        let store = SqliteStore::open(&old).unwrap();
+        assert_eq!(store.writer.lock().unwrap().seq, head);
+        let version: usize = store
+            .writer
+            .lock()
+            .unwrap()
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+        let after = answers(&store);
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!(b, a);
+        }
+        assert_eq!(before.len(), after.len());
+
+        // Who held what survived: eve's note on wo-5, done on site before it went to sam,
+        // is still hers to write; one stamped after the reassignment is not.
+        let eve_note = |seq: u64, id: &str, hlc: Hlc| Op {
+            kind: EntityKind::Note,
+            hlc,
+            ..order_op(
+                seq,
+                id,
+                OpKind::Create,
+                &[("order_id", "wo-5".into()), ("text", "done".into())],
+            )
+        };
+        let early = eve_note(34, "n-early", Hlc(NOW_MS << 16));
+        let late = eve_note(35, "n-late", Hlc((NOW_MS + 1) << 16));
+        let r = store.push(&eve, 2, &[early, late], NOW_MS).unwrap();
+        assert_eq!(
+            r.rejected.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            vec![35],
+            "{:?}",
+            r.rejected
+        );
+
+        // And the upgraded store goes on: an edit reaches the holder's next pull.
+        let cursor = store.pull(&sam, 0, 1_000).unwrap().cursor;
+        let edit = order_op(33, "wo-5", OpKind::Set, &[("priority", 1.into())]);
+        let r = store.push(&dana, 1, &[edit], NOW_MS).unwrap();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        let page = store.pull(&sam, cursor, 1_000).unwrap();
+        let ids: Vec<Value> = page
+            .entities
+            .iter()
+            .map(|e| serde_json::from_str::<Value>(e.get()).unwrap()["id"].clone())
+            .collect();
+        // The edit did not name the priority it replaced: wo-5 and a conflict on it.
+        assert!(ids.contains(&Value::from("wo-5")), "{ids:?}");
     }
 
     #[test]

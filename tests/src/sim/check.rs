@@ -507,7 +507,7 @@ pub(super) fn scope_diff(world: &World, d: usize) -> String {
         "",
     );
     let sql = if dev.role == fieldsync_proto::Role::Engineer {
-        "SELECT e.state FROM feed f JOIN entities e ON e.kind = f.kind AND e.id = f.id
+        "SELECT e.state FROM feed f JOIN entities e ON e.n = f.ent
          WHERE f.user = ?1 AND f.gone = 0"
     } else {
         "SELECT state FROM entities WHERE ?1 = ?1"

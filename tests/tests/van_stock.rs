@@ -3,6 +3,7 @@
 //! offline are both recorded and the overdraw is flagged everywhere; a requisition made
 //! offline becomes a transfer when a dispatcher approves it in the console.
 
+use fieldsync_tests::console::Console;
 use fieldsync_tests::{stdout, Api, Server, DISPATCHER, ENGINEER, ENGINEER2};
 use serde_json::{json, Value};
 
@@ -139,8 +140,8 @@ fn two_engineers_fit_the_last_unit_offline_both_count_and_the_overdraw_is_flagge
 
     // The console shows the overdraw to the dispatcher.
     let mut console = Console::new(&server);
-    console.login(DISPATCHER);
-    let page = console.get("/console/stock");
+    assert_eq!(console.login(DISPATCHER).0, 303);
+    let page = console.page("/console/stock").1;
     assert!(page.contains("Overdrawn"), "{page}");
     assert!(
         page.contains(r#"data-location="van-7" data-part="p-valve" data-on-hand="-1""#),
@@ -292,19 +293,20 @@ fn a_requisition_made_offline_is_approved_in_the_console_and_becomes_a_transfer(
     );
     assert_eq!(status, 403);
     let mut eng_console = Console::new(&server);
-    assert_eq!(eng_console.login(ENGINEER), 403);
+    assert_eq!(eng_console.login(ENGINEER).0, 403);
 
     // The dispatcher approves in the console: a POST without the CSRF token is refused.
     let mut console = Console::new(&server);
-    assert_eq!(console.login(DISPATCHER), 303);
-    let page = console.get("/console/stock");
+    assert_eq!(console.login(DISPATCHER).0, 303);
+    let page = console.page("/console/stock").1;
     assert!(
         page.contains(&format!(
             r#"data-requisition="{req}" data-status="pending""#
         )),
         "{page}"
     );
-    let (status, _) = console.post(
+    let (status, _) = post(
+        &console,
         &format!("/console/requisitions/{req}/approve"),
         "from_location=wh-main",
     );
@@ -326,47 +328,58 @@ fn a_requisition_made_offline_is_approved_in_the_console_and_becomes_a_transfer(
             "Choose a stock location",
         ),
     ] {
-        let (status, page) = console.post("/console/stock/receipt", &format!("csrf={csrf}&{form}"));
+        let (status, page) = post(
+            &console,
+            "/console/stock/receipt",
+            &format!("csrf={csrf}&{form}"),
+        );
         assert_eq!(status, 422, "{form}");
         assert!(page.contains(why), "{form}: {page}");
     }
-    let (status, _) = console.post(
+    let (status, _) = post(
+        &console,
         "/console/stock/receipt",
         &format!("csrf={csrf}&location=wh-main&sku=VALVE-25&qty=10&note=delivery+4411"),
     );
     assert_eq!(status, 303);
-    let (status, page) = console.post(
+    let (status, page) = post(
+        &console,
         "/console/stock/min",
         &format!("csrf={csrf}&location=van-7&sku=VALVE-25&min_qty=-1"),
     );
     assert_eq!(status, 422);
     assert!(page.contains("whole number, 0 or more"), "{page}");
     // The van's minimum, set by the API above, is edited in place: one record per pair.
-    let (status, _) = console.post(
+    let (status, _) = post(
+        &console,
         "/console/stock/min",
         &format!("csrf={csrf}&location=van-7&sku=VALVE-25&min_qty=6"),
     );
     assert_eq!(status, 303);
     // Approving from a van, or from nowhere, is refused with the reason on the page.
-    let (status, page) = console.post(
+    let (status, page) = post(
+        &console,
         &format!("/console/requisitions/{req}/approve"),
         &format!("csrf={csrf}&from_location="),
     );
     assert_eq!(status, 422);
     assert!(page.contains("Choose the warehouse"), "{page}");
-    let (status, page) = console.post(
+    let (status, page) = post(
+        &console,
         &format!("/console/requisitions/{req}/approve"),
         &format!("csrf={csrf}&from_location=nowhere"),
     );
     assert_eq!(status, 422);
     assert!(page.contains("no stock location"), "{page}");
-    let (status, _) = console.post(
+    let (status, _) = post(
+        &console,
         &format!("/console/requisitions/{req}/approve"),
         &format!("csrf={csrf}&from_location=wh-main"),
     );
     assert_eq!(status, 303);
     // A second approval (another tab, a double click) moves nothing twice.
-    let (status, page) = console.post(
+    let (status, page) = post(
+        &console,
         &format!("/console/requisitions/{req}/approve"),
         &format!("csrf={csrf}&from_location=wh-main"),
     );
@@ -406,7 +419,7 @@ fn a_requisition_made_offline_is_approved_in_the_console_and_becomes_a_transfer(
     let text = eve.ok(&["stock"]);
     assert!(text.contains("[LOW]"), "{text}");
     // The console in Chinese.
-    let zh = console.get_lang("/console/stock", "zh-CN");
+    let zh = console.get("/console/stock", "zh-CN").text().unwrap();
     assert!(zh.contains("领料申请") && zh.contains("低库存"), "{zh}");
 
     // A rejection: said why, and no stock moves.
@@ -416,7 +429,8 @@ fn a_requisition_made_offline_is_approved_in_the_console_and_becomes_a_transfer(
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, _) = console.post(
+    let (status, _) = post(
+        &console,
         &format!("/console/requisitions/{second}/reject"),
         &format!("csrf={csrf}&note=too+many"),
     );
@@ -530,103 +544,8 @@ fn stock_writes_are_checked_on_the_server() {
     );
 }
 
-/// A plain HTTPS client for the console: cookies by hand, no redirects followed.
-struct Console {
-    http: reqwest::blocking::Client,
-    base: String,
-    cookie: Option<String>,
-}
-
-impl Console {
-    fn new(server: &Server) -> Console {
-        let ca = std::fs::read(&server.ca).unwrap();
-        Console {
-            http: reqwest::blocking::Client::builder()
-                .use_rustls_tls()
-                .tls_built_in_root_certs(false)
-                .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: server.url.clone(),
-            cookie: None,
-        }
-    }
-
-    fn send(&self, r: reqwest::blocking::RequestBuilder) -> reqwest::blocking::Response {
-        self.send_lang(r, "en")
-    }
-
-    fn send_lang(
-        &self,
-        r: reqwest::blocking::RequestBuilder,
-        lang: &str,
-    ) -> reqwest::blocking::Response {
-        let r = r.header("accept-language", lang);
-        match &self.cookie {
-            Some(c) => r.header("cookie", c),
-            None => r,
-        }
-        .send()
-        .unwrap()
-    }
-
-    fn get(&self, path: &str) -> String {
-        self.get_lang(path, "en")
-    }
-
-    fn get_lang(&self, path: &str, lang: &str) -> String {
-        let r = self.send_lang(self.http.get(format!("{}{path}", self.base)), lang);
-        assert_eq!(r.status(), 200, "GET {path}");
-        r.text().unwrap()
-    }
-
-    fn post(&self, path: &str, form: &str) -> (u16, String) {
-        let r = self.send(
-            self.http
-                .post(format!("{}{path}", self.base))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form.to_owned()),
-        );
-        (r.status().as_u16(), r.text().unwrap())
-    }
-
-    /// Sign in as a browser does; returns the status of the login POST.
-    fn login(&mut self, who: (&str, &str)) -> u16 {
-        let r = self.send(self.http.get(format!("{}/console/login", self.base)));
-        let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-        let page = r.text().unwrap();
-        let at = page
-            .find("name=\"login_csrf\" value=\"")
-            .expect("a login_csrf field")
-            + 25;
-        let token = &page[at..at + 64];
-        let r = self
-            .http
-            .post(format!("{}/console/login", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("cookie", set.split(';').next().unwrap())
-            .body(format!(
-                "user={}&password={}&login_csrf={token}",
-                who.0, who.1
-            ))
-            .send()
-            .unwrap();
-        if let Some(s) = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .find(|c| c.starts_with("fs_console="))
-        {
-            self.cookie = Some(s.split(';').next().unwrap().to_owned());
-        }
-        r.status().as_u16()
-    }
-
-    fn csrf(&self) -> String {
-        let page = self.get("/console/stock");
-        let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-        page[at..at + 64].to_owned()
-    }
+/// POST a console form: its status and text.
+fn post(console: &Console, path: &str, form: &str) -> (u16, String) {
+    let r = console.post(path, form);
+    (r.status().as_u16(), r.text().unwrap())
 }

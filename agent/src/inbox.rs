@@ -324,7 +324,16 @@ pub fn spawn_watcher(
         .map_err(|e| AgentError::Config(format!("cannot create inbox {}: {e}", root.display())))?;
     let (tx, rx) = mpsc::channel::<()>();
     let events = tx.clone();
-    let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // Our own scan opens the inbox and its files. An open (or a close after reading)
+        // is not a change, and waking on it made every scan trigger the next: an idle
+        // daemon spun at full CPU. A close after writing is kept: a photo just finished.
+        use notify::event::{AccessKind, AccessMode, EventKind};
+        if res.is_ok_and(
+            |e| matches!(e.kind, EventKind::Access(k) if k != AccessKind::Close(AccessMode::Write)),
+        ) {
+            return;
+        }
         let _ = events.send(());
     })
     .map_err(|e| AgentError::Config(format!("cannot watch {}: {e}", root.display())))?;

@@ -111,3 +111,51 @@ fn daemon_stops_when_the_device_is_revoked() {
     std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(err.contains("revoked"), "says why: {err}");
 }
+
+/// CPU seconds a process has used (user + system), from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    // SC_CLK_TCK is 100 on every Linux this runs on.
+    ticks / 100.0
+}
+
+/// An idle daemon (nothing to sync, nothing in the photo inbox) must idle: it runs on a
+/// laptop's battery all day. Its inbox watcher used to wake on its own scans' directory
+/// opens and rescan in a loop, at full CPU.
+#[test]
+#[cfg(target_os = "linux")]
+fn an_idle_daemon_uses_almost_no_cpu() {
+    /// How long the daemon is watched once its first sync is done.
+    const WATCHED: Duration = Duration::from_secs(4);
+    /// A spinning loop takes a whole core, or whatever share a loaded machine leaves it;
+    /// an idle daemon polling every 15 s takes next to nothing.
+    const CPU_SHARE_MAX: f64 = 0.2;
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("server"));
+    let eve = server.agent(&tmp.path().join("eve"), ENGINEER);
+    let mut daemon = eve
+        .command(&["daemon"])
+        .env("FIELDSYNC_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn daemon");
+    wait_for(Duration::from_secs(10), "the daemon's first sync", || {
+        eve.meta("last_sync_ms").map(|_| ())
+    });
+    let before = cpu_seconds(daemon.id());
+    let started = Instant::now();
+    std::thread::sleep(WATCHED);
+    let used = cpu_seconds(daemon.id()) - before;
+    let share = used / started.elapsed().as_secs_f64();
+    term(&mut daemon);
+    assert!(
+        share < CPU_SHARE_MAX,
+        "the idle daemon used {used:.2} CPU seconds in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}

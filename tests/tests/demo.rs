@@ -8,6 +8,16 @@ use std::time::Duration;
 
 use fieldsync_tests::{bin, Agent};
 
+/// The demo server, killed however the test ends (a failed assertion too).
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// How long the demo may take to seed and print its instructions.
 const DEMO_START_MAX: Duration = Duration::from_secs(60);
 
@@ -23,15 +33,17 @@ fn arg_after<'a>(line: &'a str, flag: &str) -> &'a str {
 fn the_demo_prints_working_instructions_and_holds_the_walkthrough_data() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("demo");
-    let mut server = Command::new(bin("fieldsync-server"))
-        .args(["demo", "--data-dir", data.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0"])
-        .env("FIELDSYNC_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = server.stdout.take().unwrap();
+    let mut server = Demo(
+        Command::new(bin("fieldsync-server"))
+            .args(["demo", "--data-dir", data.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0"])
+            .env("FIELDSYNC_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let out = server.0.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines() {
@@ -103,7 +115,4 @@ fn the_demo_prints_working_instructions_and_holds_the_walkthrough_data() {
     assert!(hits.to_string().contains("kb-hp-trip"), "{hits}");
     let hits = eve.json(&["kb", "search", "乙二醇"]);
     assert!(hits.to_string().contains("kb-glycol-leak"), "{hits}");
-
-    let _ = server.kill();
-    let _ = server.wait();
 }

@@ -777,7 +777,6 @@ impl Store {
         let refused: HashMap<u64, _> = resp.rejected.iter().map(|r| (r.seq, r)).collect();
         let parked: std::collections::HashSet<u64> = resp.parked.iter().copied().collect();
         let mut out = AckOutcome::default();
-        let mut settled_seqs = Vec::new();
         for (seq, json) in rows {
             // The server holds it but has not applied it yet. It stays in the outbox, shown
             // as ours and sent again with every push, so we learn when the server applies
@@ -786,7 +785,6 @@ impl Store {
                 out.parked += 1;
                 continue;
             }
-            settled_seqs.push(seq);
             if let Some(r) = refused.get(&(seq as u64)) {
                 tx.prepare_cached(
                     "UPDATE outbox SET rejected_code = ?1, rejected_message = ?2 WHERE seq = ?3",
@@ -816,29 +814,20 @@ impl Store {
             out.applied += 1;
         }
         let now = wall.now_ms();
-        if parked.is_empty() {
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO sent_log (seq, kind, id, order_id, op, created_ms, acked_ms)
-                 SELECT seq, kind, id, order_id, op, created_ms, ?3 FROM outbox
-                 WHERE rejected_code IS NULL AND seq BETWEEN ?1 AND ?2",
-            )?
-            .execute(params![first, settled, now as i64])?;
-            tx.prepare_cached(
-                "DELETE FROM outbox WHERE rejected_code IS NULL AND seq BETWEEN ?1 AND ?2",
-            )?
-            .execute([first, settled])?;
-        } else {
-            for seq in settled_seqs {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO sent_log (seq, kind, id, order_id, op, created_ms, acked_ms)
-                     SELECT seq, kind, id, order_id, op, created_ms, ?2 FROM outbox
-                     WHERE rejected_code IS NULL AND seq = ?1",
-                )?
-                .execute(params![seq, now as i64])?;
-                tx.prepare_cached("DELETE FROM outbox WHERE rejected_code IS NULL AND seq = ?1")?
-                    .execute([seq])?;
-            }
-        }
+        // Everything this request settled moves to the sent log at once; parked ops stay.
+        let parked_seqs = serde_json::to_string(&resp.parked).expect("seqs serialise");
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO sent_log (seq, kind, id, order_id, op, created_ms, acked_ms)
+             SELECT seq, kind, id, order_id, op, created_ms, ?3 FROM outbox
+             WHERE rejected_code IS NULL AND seq BETWEEN ?1 AND ?2
+               AND seq NOT IN (SELECT value FROM json_each(?4))",
+        )?
+        .execute(params![first, settled, now as i64, parked_seqs])?;
+        tx.prepare_cached(
+            "DELETE FROM outbox WHERE rejected_code IS NULL AND seq BETWEEN ?1 AND ?2
+               AND seq NOT IN (SELECT value FROM json_each(?3))",
+        )?
+        .execute(params![first, settled, parked_seqs])?;
         tx.prepare_cached("DELETE FROM sent_log WHERE acked_ms < ?1")?
             .execute([now.saturating_sub(RESEND_LOG_KEEP_MS) as i64])?;
         if resp.acked_seq > meta_u64(&tx, "acked_seq")? {

@@ -1315,6 +1315,8 @@ impl<'a> WriteTx<'a> {
                 .as_ref()
                 .and_then(order_of),
         };
+        // Without the replaced database (a disaster restore) anything may have been lost.
+        let lost_unknown = meta(self.tx, "lost_known")? == 0;
         let before = parked_as.unwrap_or((i64::MAX, DeviceId::MAX, i64::MAX));
         let targets = std::iter::once((op.kind, op.id.as_str()))
             .chain(order.as_ref().map(|o| (EntityKind::WorkOrder, o.as_str())));
@@ -1337,7 +1339,7 @@ impl<'a> WriteTx<'a> {
                 .is_some();
             // Only what a restore took away and no one has re-sent yet can still come back:
             // an op refused for anything else is refused at once, as always.
-            let lost = meta(self.tx, "lost_known")? == 0
+            let lost = lost_unknown
                 || self
                     .tx
                     .prepare_cached(

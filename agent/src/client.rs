@@ -14,6 +14,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::{RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::config::Config;
 use crate::error::{AgentError, Result};
@@ -200,6 +201,17 @@ impl Client {
         }
         let r = self.request(reqwest::Method::POST, "/api/v1/sync/push");
         self.send(Self::json_body(r, &Borrowed { ops })).await
+    }
+
+    /// [`Client::push`] of ops as the outbox holds them, their JSON text, which is what
+    /// serialising them would give: the agent neither parses nor writes them again.
+    pub async fn push_raw(&self, ops: &[Box<RawValue>]) -> Result<PushResponse> {
+        #[derive(Serialize)]
+        struct Raw<'a> {
+            ops: &'a [Box<RawValue>],
+        }
+        let r = self.request(reqwest::Method::POST, "/api/v1/sync/push");
+        self.send(Self::json_body(r, &Raw { ops })).await
     }
 
     pub async fn pull(&self, cursor: u64, limit: usize) -> Result<PullPage> {

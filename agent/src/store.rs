@@ -23,6 +23,7 @@ use fieldsync_proto::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::error::{AgentError, Result};
@@ -35,6 +36,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("../migrations/0003_photos.sql")),
     (4, include_str!("../migrations/0004_resend_log.sql")),
     (5, include_str!("../migrations/0005_kb_search.sql")),
+    (6, include_str!("../migrations/0006_lazy_fold.sql")),
 ];
 /// How long acknowledged ops are kept for re-sending after a server restore: a restore
 /// from a backup older than this cannot be fully repaired from this device.
@@ -184,9 +186,16 @@ fn save(conn: &Connection, state: &EntityState, in_scope: bool) -> Result<()> {
     Ok(())
 }
 
-/// Pending ops, by entity, in seq order.
+/// Our ops the confirmed state does not show yet, in seq order: pending ones and
+/// acknowledged ones not folded in yet. `filter` may test `kind`, `id` and `order_id`.
 fn pending_ops(conn: &Connection, filter: &str, arg: &[&dyn rusqlite::ToSql]) -> Result<Vec<Op>> {
-    let sql = format!("SELECT op FROM outbox WHERE rejected_code IS NULL {filter} ORDER BY seq");
+    let sql = format!(
+        "SELECT op FROM (
+            SELECT seq, kind, id, order_id, op FROM outbox WHERE rejected_code IS NULL
+            UNION ALL
+            SELECT seq, kind, id, order_id, op FROM sent_log WHERE folded = 0
+         ) WHERE 1 {filter} ORDER BY seq"
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(arg, |r| r.get::<_, String>(0))?;
     rows.map(|j| parse_op(&j?)).collect()
@@ -736,16 +745,33 @@ impl Store {
     /// The next pending ops after `seq`, oldest first: the batch to send while the one
     /// ending at `seq` is still being acknowledged.
     pub fn push_batch_after(&self, seq: u64, max: usize) -> Result<Vec<Op>> {
+        self.outgoing_after(seq, max)?
+            .into_iter()
+            .map(|(_, json)| parse_op(json.get()))
+            .collect()
+    }
+
+    /// [`Store::push_batch_after`] as the outbox holds the ops: each seq with the op's
+    /// JSON text, to send without parsing and serialising it again.
+    pub fn outgoing_after(&self, seq: u64, max: usize) -> Result<Vec<(u64, Box<RawValue>)>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT op FROM outbox WHERE rejected_code IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, op FROM outbox WHERE rejected_code IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![seq as i64, max as i64], |r| r.get::<_, String>(0))?;
-        rows.map(|j| parse_op(&j?)).collect()
+        let rows = stmt.query_map(params![seq as i64, max as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (seq, json) = row?;
+            let raw = RawValue::from_string(json).map_err(|e| corrupt("outbox op", e))?;
+            Ok((seq, raw))
+        })
+        .collect()
     }
 
     /// Record the server's answer to a push that carried the ops `sent`: refused ops are
-    /// kept with their reason, parked ones stay pending, the others are folded into the
-    /// confirmed state and leave the outbox.
+    /// kept with their reason, parked ones stay pending, the others leave the outbox for the
+    /// sent log. Views show them from there until a pull folds them into the confirmed
+    /// state ([`Store::apply_page`]).
     ///
     /// Only ops in `sent` are settled: not earlier ones still pending because the server
     /// parked them (after a restore; this request did not ask about them), nor later ones
@@ -761,23 +787,23 @@ impl Store {
         resp: &PushResponse,
         sent: std::ops::RangeInclusive<u64>,
     ) -> Result<AckOutcome> {
-        let who = self.require_enrollment()?;
+        self.require_enrollment()?;
         let wall = Arc::clone(&self.clock);
         let first = *sent.start() as i64;
         let settled = resp.acked_seq.min(*sent.end()) as i64;
         let tx = self.tx()?;
-        let rows: Vec<(i64, String)> = {
+        let seqs: Vec<i64> = {
             let mut stmt = tx.prepare_cached(
-                "SELECT seq, op FROM outbox WHERE rejected_code IS NULL AND seq BETWEEN ?1 AND ?2
+                "SELECT seq FROM outbox WHERE rejected_code IS NULL AND seq BETWEEN ?1 AND ?2
                  ORDER BY seq",
             )?;
-            let rows = stmt.query_map([first, settled], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows = stmt.query_map([first, settled], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
         let refused: HashMap<u64, _> = resp.rejected.iter().map(|r| (r.seq, r)).collect();
         let parked: std::collections::HashSet<u64> = resp.parked.iter().copied().collect();
         let mut out = AckOutcome::default();
-        for (seq, json) in rows {
+        for seq in seqs {
             // The server holds it but has not applied it yet. It stays in the outbox, shown
             // as ours and sent again with every push, so we learn when the server applies
             // or refuses it; folding it in would show a state the server does not have.
@@ -793,32 +819,16 @@ impl Store {
                 out.rejected += 1;
                 continue;
             }
-            let op = parse_op(&json)?;
-            let current = load(&tx, op.kind, op.id.as_str())?;
-            // A set on something we no longer hold stays with the server; only keep what
-            // we can show whole.
-            if current.is_some() || op.op == OpKind::Create {
-                let applied = apply_op(current.as_ref(), &op, who.device_id, &who.user);
-                save(&tx, &applied.state, false)?;
-                if let Some(order) =
-                    order_of(&applied.state).filter(|_| op.kind != EntityKind::WorkOrder)
-                {
-                    // A record made offline on an order that has since left our scope.
-                    tx.prepare_cached(
-                        "UPDATE entities SET gone = 1 WHERE kind = ?1 AND id = ?2 AND NOT EXISTS (
-                            SELECT 1 FROM entities o WHERE o.kind = 'work_order' AND o.id = ?3 AND o.gone = 0)",
-                    )?
-                    .execute(params![op.kind.as_str(), op.id.as_str(), order.as_str()])?;
-                }
-            }
             out.applied += 1;
         }
         let now = wall.now_ms();
-        // Everything this request settled moves to the sent log at once; parked ops stay.
+        // Everything this request settled moves to the sent log at once, to be folded into
+        // the confirmed state when the pull brings its entity back (see `apply_page`);
+        // parked ops stay.
         let parked_seqs = serde_json::to_string(&resp.parked).expect("seqs serialise");
         tx.prepare_cached(
-            "INSERT OR REPLACE INTO sent_log (seq, kind, id, order_id, op, created_ms, acked_ms)
-             SELECT seq, kind, id, order_id, op, created_ms, ?3 FROM outbox
+            "INSERT OR REPLACE INTO sent_log (seq, kind, id, order_id, op, created_ms, acked_ms, folded)
+             SELECT seq, kind, id, order_id, op, created_ms, ?3, 0 FROM outbox
              WHERE rejected_code IS NULL AND seq BETWEEN ?1 AND ?2
                AND seq NOT IN (SELECT value FROM json_each(?4))",
         )?
@@ -828,7 +838,8 @@ impl Store {
                AND seq NOT IN (SELECT value FROM json_each(?3))",
         )?
         .execute(params![first, settled, parked_seqs])?;
-        tx.prepare_cached("DELETE FROM sent_log WHERE acked_ms < ?1")?
+        // An op not folded in yet is the only copy of its change on this device.
+        tx.prepare_cached("DELETE FROM sent_log WHERE acked_ms < ?1 AND folded = 1")?
             .execute([now.saturating_sub(RESEND_LOG_KEEP_MS) as i64])?;
         if resp.acked_seq > meta_u64(&tx, "acked_seq")? {
             set_meta(&tx, "acked_seq", resp.acked_seq)?;
@@ -838,24 +849,66 @@ impl Store {
         Ok(out)
     }
 
+    /// Fold every acknowledged op not folded in yet into the confirmed state. The last
+    /// page of a pull does this; exposed for tools that want the confirmed state now.
+    pub fn fold_acked(&mut self) -> Result<()> {
+        let who = self.require_enrollment()?;
+        let tx = self.tx()?;
+        let ops = unfolded(&tx, "", &[])?;
+        fold(&tx, &ops, &who)?;
+        purge_gone(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Apply one pull page: states are joined in, entities that left the scope are dropped
-    /// unless our own pending ops still need them, and the cursor and clock advance.
+    /// unless our own pending ops still need them, and the cursor and clock advance. Our
+    /// acknowledged ops are folded into the confirmed state: into the entities the page
+    /// brings back as they are saved, and on the last page, the rest.
     pub fn apply_page(&mut self, page: &PullPage) -> Result<()> {
+        let who = self.require_enrollment()?;
         let wall = Arc::clone(&self.clock);
         let tx = self.tx()?;
+        let any_unfolded = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM sent_log WHERE folded = 0)")?
+            .query_row([], |r| r.get::<_, bool>(0))?;
+        let mut folded = Vec::new();
         for incoming in &page.entities {
             // After a server rollback our copies are stale: they can hold versions from the
             // history the server lost (a console write made after its backup), which a
             // join would keep forever, so the device would never agree with the server
             // again. The first copy the server sends again replaces ours; our own lost
             // ops are back in the outbox and go out again. (Found by the simulation.)
-            let merged = match load_fresh(&tx, incoming.kind, incoming.id.as_str())? {
+            let mut merged = match load_fresh(&tx, incoming.kind, incoming.id.as_str())? {
                 Some(cur) => cur.joined(incoming),
                 None => incoming.clone(),
             };
+            if any_unfolded {
+                // Our acknowledged ops on it are folded into this copy as it is saved: one
+                // read and write of the entity instead of two. Applying them is a join, so
+                // the copy may already hold them.
+                for (seq, op) in unfolded(
+                    &tx,
+                    "AND kind = ?1 AND id = ?2",
+                    &[&incoming.kind.as_str(), &incoming.id.as_str()],
+                )? {
+                    merged = apply_op(Some(&merged), &op, who.device_id, &who.user).state;
+                    folded.push(seq);
+                }
+            }
             save(&tx, &merged, true)?;
         }
+        mark_folded(&tx, &folded)?;
         for gone in &page.left {
+            if any_unfolded {
+                // Folded first, as if at its acknowledgement, so it leaves with the rest.
+                let ops = unfolded(
+                    &tx,
+                    "AND kind = ?1 AND id = ?2",
+                    &[&gone.kind.as_str(), &gone.id.as_str()],
+                )?;
+                fold(&tx, &ops, &who)?;
+            }
             tx.prepare_cached("UPDATE entities SET gone = 1 WHERE kind = ?1 AND id = ?2")?
                 .execute(params![gone.kind.as_str(), gone.id.as_str()])?;
             if gone.kind == EntityKind::WorkOrder {
@@ -864,6 +917,11 @@ impl Store {
                 tx.prepare_cached("UPDATE entities SET gone = 1 WHERE order_id = ?1")?
                     .execute([gone.id.as_str()])?;
             }
+        }
+        if !page.more && any_unfolded {
+            // The rest: ops on what the pull did not bring back.
+            let ops = unfolded(&tx, "", &[])?;
+            fold(&tx, &ops, &who)?;
         }
         if !page.more && meta_u64(&tx, "repull_after_rollback")? == 1 {
             // The full pull since the rollback is complete: what it did not deliver again
@@ -970,6 +1028,58 @@ pub(crate) fn is_gone(conn: &Connection, order_id: &str) -> Result<bool> {
         .unwrap_or(false))
 }
 
+/// Our acknowledged ops not folded into the confirmed state yet, with their seqs, in seq
+/// order. `filter` may test `kind` and `id`.
+fn unfolded(
+    conn: &Connection,
+    filter: &str,
+    arg: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<(i64, Op)>> {
+    let sql = format!("SELECT seq, op FROM sent_log WHERE folded = 0 {filter} ORDER BY seq");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(arg, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    rows.map(|row| {
+        let (seq, json) = row?;
+        Ok((seq, parse_op(&json)?))
+    })
+    .collect()
+}
+
+fn mark_folded(conn: &Connection, seqs: &[i64]) -> Result<()> {
+    if !seqs.is_empty() {
+        conn.prepare_cached(
+            "UPDATE sent_log SET folded = 1 WHERE seq IN (SELECT value FROM json_each(?1))",
+        )?
+        .execute([serde_json::to_string(seqs).expect("seqs serialise")])?;
+    }
+    Ok(())
+}
+
+/// Fold our acknowledged `ops` into the confirmed state, as the server applied them.
+fn fold(conn: &Connection, ops: &[(i64, Op)], who: &Enrollment) -> Result<()> {
+    for (_, op) in ops {
+        let current = load(conn, op.kind, op.id.as_str())?;
+        // A set on something we no longer hold stays with the server; only keep what we
+        // can show whole.
+        if current.is_some() || op.op == OpKind::Create {
+            let applied = apply_op(current.as_ref(), op, who.device_id, &who.user);
+            save(conn, &applied.state, false)?;
+            if let Some(order) =
+                order_of(&applied.state).filter(|_| op.kind != EntityKind::WorkOrder)
+            {
+                // A record made offline on an order that has since left our scope.
+                conn.prepare_cached(
+                    "UPDATE entities SET gone = 1 WHERE kind = ?1 AND id = ?2 AND NOT EXISTS (
+                        SELECT 1 FROM entities o WHERE o.kind = 'work_order' AND o.id = ?3 AND o.gone = 0)",
+                )?
+                .execute(params![op.kind.as_str(), op.id.as_str(), order.as_str()])?;
+            }
+        }
+    }
+    let seqs: Vec<i64> = ops.iter().map(|(seq, _)| *seq).collect();
+    mark_folded(conn, &seqs)
+}
+
 /// Drop entities that left the scope once none of our ops refer to them: pending ones
 /// still need them, and refused ones are shown with the order they were meant for.
 fn purge_gone(tx: &Transaction<'_>) -> Result<()> {
@@ -1018,6 +1128,9 @@ pub(crate) fn local_view(
 ) -> Result<Option<EntityState>> {
     let mut state = load(conn, kind, id)?;
     for op in pending_ops(conn, "AND kind = ?1 AND id = ?2", &[&kind.as_str(), &id])? {
+        if state.is_none() && op.op != OpKind::Create {
+            continue; // it left our scope; a change alone is not the whole entity
+        }
         state = Some(apply_op(state.as_ref(), &op, who.device_id, &who.user).state);
     }
     Ok(state)
@@ -1382,6 +1495,123 @@ mod tests {
             "the server's copy, not a join with the lost write"
         );
         assert_eq!(s.digest().unwrap(), scope::digest([&restored]));
+    }
+
+    fn unfolded_count(s: &Store) -> i64 {
+        s.conn
+            .query_row("SELECT COUNT(*) FROM sent_log WHERE folded = 0", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    }
+
+    fn acked(acked_seq: u64) -> PushResponse {
+        PushResponse {
+            acked_seq,
+            rejected: vec![],
+            server_time_ms: 700,
+            parked: vec![],
+        }
+    }
+
+    #[test]
+    fn an_acked_op_shows_until_the_pull_folds_it_into_the_confirmed_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = enrolled(dir.path());
+        let w1 = order("w1", "eve");
+        s.apply_page(&page(vec![w1.clone()], 3)).unwrap();
+        let op = set_status(&mut s, "w1", "on-site");
+        let folded = apply_op(Some(&w1), &op, 7, "eve").state;
+        s.ack(&acked(1), 1..=1).unwrap();
+        assert_eq!(s.pending_count().unwrap(), 0, "nothing left to send");
+        assert_eq!(
+            s.view(EntityKind::WorkOrder, "w1").unwrap(),
+            Some(folded.clone()),
+            "the view shows the acknowledged change"
+        );
+        assert_eq!(s.orders().unwrap()[0].status, "on-site");
+        assert_eq!(
+            s.digest().unwrap(),
+            scope::digest([&w1]),
+            "not folded into the confirmed state yet"
+        );
+        assert_eq!(unfolded_count(&s), 1);
+        // A pull that does not bring w1 back folds it in on its last page.
+        s.apply_page(&page(vec![], 4)).unwrap();
+        assert_eq!(unfolded_count(&s), 0);
+        assert_eq!(s.digest().unwrap(), scope::digest([&folded]));
+        assert_eq!(
+            s.view(EntityKind::WorkOrder, "w1").unwrap(),
+            Some(folded),
+            "applied once, not twice"
+        );
+    }
+
+    #[test]
+    fn an_acked_op_is_folded_into_the_copy_the_pull_brings_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = enrolled(dir.path());
+        let w1 = order("w1", "eve");
+        s.apply_page(&page(vec![w1.clone()], 3)).unwrap();
+        let op = set_status(&mut s, "w1", "on-site");
+        s.ack(&acked(1), 1..=1).unwrap();
+        // The server's copy holds our change and a dispatcher's later one.
+        let mut server = apply_op(Some(&w1), &op, 7, "eve").state;
+        let dispatcher = Op {
+            seq: 9,
+            kind: EntityKind::WorkOrder,
+            id: "w1".into(),
+            hlc: Hlc::from_millis(900_000),
+            op: OpKind::Set,
+            fields: BTreeMap::from([("priority".into(), json!(1))]),
+            base: BTreeMap::new(),
+        };
+        server = apply_op(Some(&server), &dispatcher, 2, "dana").state;
+        let mut p = page(vec![server.clone()], 5);
+        p.more = true;
+        s.apply_page(&p).unwrap();
+        assert_eq!(unfolded_count(&s), 0, "folded as the copy was saved");
+        assert_eq!(s.digest().unwrap(), scope::digest([&server]));
+        // A copy older than our change (it cannot happen in `sync_once`, which pulls after
+        // the push) loses nothing either: folding is a join.
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = enrolled(dir.path());
+        s.apply_page(&page(vec![w1.clone()], 3)).unwrap();
+        let op = set_status(&mut s, "w1", "on-site");
+        s.ack(&acked(1), 1..=1).unwrap();
+        s.apply_page(&page(vec![w1.clone()], 4)).unwrap();
+        assert_eq!(
+            s.digest().unwrap(),
+            scope::digest([&apply_op(Some(&w1), &op, 7, "eve").state])
+        );
+    }
+
+    #[test]
+    fn an_acked_op_on_an_order_that_left_goes_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = enrolled(dir.path());
+        s.apply_page(&page(vec![order("w1", "eve")], 3)).unwrap();
+        set_status(&mut s, "w1", "on-site");
+        s.ack(&acked(1), 1..=1).unwrap();
+        let mut p = page(vec![], 5);
+        p.left = vec![fieldsync_proto::wire::EntityRef {
+            kind: EntityKind::WorkOrder,
+            id: "w1".into(),
+        }];
+        s.apply_page(&p).unwrap();
+        assert_eq!(unfolded_count(&s), 0);
+        assert!(s.orders().unwrap().is_empty());
+        assert!(s.view(EntityKind::WorkOrder, "w1").unwrap().is_none());
+        assert_eq!(
+            s.digest().unwrap(),
+            scope::digest(&Vec::<EntityState>::new())
+        );
+        // Kept for a re-send after a server restore all the same.
+        let logged: i64 = s
+            .conn
+            .query_row("SELECT COUNT(*) FROM sent_log", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(logged, 1);
     }
 
     #[test]

@@ -5,13 +5,13 @@ use std::collections::VecDeque;
 
 use fieldsync_proto::limits::CLOCK_SKEW_MS_MAX;
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::client::Client;
 use crate::config::Config;
 use crate::error::{AgentError, Result};
 use crate::store::Store;
-use fieldsync_proto::wire::PushResponse;
-use fieldsync_proto::Op;
+use fieldsync_proto::wire::{PullPage, PushResponse};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct SyncReport {
@@ -112,17 +112,21 @@ type InFlight = (
     std::ops::RangeInclusive<u64>,
 );
 
-fn send(client: &Client, batch: Vec<Op>) -> Option<InFlight> {
-    let sent = batch.first()?.seq..=batch.last()?.seq;
+fn send(client: &Client, batch: Vec<(u64, Box<RawValue>)>) -> Option<InFlight> {
+    let sent = batch.first()?.0..=batch.last()?.0;
+    let ops: Vec<Box<RawValue>> = batch.into_iter().map(|(_, op)| op).collect();
     let client = client.clone();
-    Some((tokio::spawn(async move { client.push(&batch).await }), sent))
+    Some((
+        tokio::spawn(async move { client.push_raw(&ops).await }),
+        sent,
+    ))
 }
 
-/// Push requests on the wire at once. Two keep the server busy: it applies batch k+1
-/// while the answer to batch k travels back, is folded in here, and batch k+2 is encoded
-/// and sent. The server takes a device's batches in order whatever order HTTP/2 hands
+/// Push requests on the wire at once. Three keep the server busy: it applies batch k+1
+/// while the answer to batch k travels back and is recorded here, and batch k+3 is
+/// encoded and sent (with two it still waited now and then for a batch to be decoded). The server takes a device's batches in order whatever order HTTP/2 hands
 /// them over in (a batch that arrives early waits for the one before it).
-pub const PUSH_IN_FLIGHT_MAX: usize = 2;
+pub const PUSH_IN_FLIGHT_MAX: usize = 3;
 
 /// Push every pending op in batches of at most `batch_max`, with up to
 /// [`PUSH_IN_FLIGHT_MAX`] batches in flight. Each answer is folded in order; an ack settles
@@ -178,7 +182,7 @@ impl InFlightQueue {
     /// outbox has no more; the last op seq sent.
     fn fill(&mut self, store: &Store, client: &Client, mut after: u64, max: usize) -> Result<u64> {
         while self.queue.len() < PUSH_IN_FLIGHT_MAX {
-            let Some(request) = send(client, store.push_batch_after(after, max)?) else {
+            let Some(request) = send(client, store.outgoing_after(after, max)?) else {
                 break;
             };
             after = *request.1.end();
@@ -203,15 +207,49 @@ async fn pull_all(
     report: &mut SyncReport,
     server_time: &mut Option<u64>,
 ) -> Result<()> {
+    let limit = cfg.pull_page_entities_max;
+    let mut next = Prefetch::start(client, store.cursor()?, limit);
     loop {
-        let page = client
-            .pull(store.cursor()?, cfg.pull_page_entities_max)
-            .await?;
+        let page = next.take(client).await?;
+        // The next page is on its way while this one is applied: the server reads it while
+        // the store writes this one. Its cursor is the one this page leaves behind.
+        if page.more {
+            next = Prefetch::start(client, page.cursor, limit);
+        }
         *server_time = Some(page.server_time_ms);
         report.pulled += (page.entities.len() + page.left.len()) as u64;
         store.apply_page(&page)?;
         if !page.more {
             return Ok(());
+        }
+    }
+}
+
+/// A pull request on the wire. Dropped before it is taken (applying the page before it
+/// failed), it is aborted.
+struct Prefetch(Option<tokio::task::JoinHandle<Result<PullPage>>>);
+
+impl Prefetch {
+    fn start(client: &Client, cursor: u64, limit: usize) -> Prefetch {
+        let client = client.clone();
+        Prefetch(Some(tokio::spawn(async move {
+            client.pull(cursor, limit).await
+        })))
+    }
+
+    async fn take(&mut self, client: &Client) -> Result<PullPage> {
+        let request = self.0.take().expect("a pull is in flight");
+        request.await.map_err(|e| AgentError::Unreachable {
+            url: client.base().to_owned(),
+            reason: format!("the pull was interrupted: {e}"),
+        })?
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        if let Some(request) = &self.0 {
+            request.abort();
         }
     }
 }

@@ -538,10 +538,11 @@ fn graceful_stop_exits_zero_promptly_and_keeps_data() {
     assert!(seen["completed_at"].as_u64().is_some());
 }
 
-/// With a batch of 3 ops, 40 notes go out as 14 requests, two on the wire at a time: every
-/// op arrives exactly once, and the agent ends in sync with nothing pending.
+/// With a batch of 3 ops, 40 notes go out as 14 requests, several on the wire at a time
+/// (`PUSH_IN_FLIGHT_MAX`): every op arrives exactly once, and the agent ends in sync with
+/// nothing pending.
 #[test]
-fn many_small_batches_with_two_in_flight_arrive_exactly_once() {
+fn many_small_batches_in_flight_at_once_arrive_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
     let (_server, office, id, eve) = setup(
         tmp.path(),

@@ -218,6 +218,8 @@ fn client_for(store: &Store, url: &str, ca: &[u8], cfg: &Config) -> anyhow::Resu
 #[derive(Default)]
 struct PushStats {
     total: Duration,
+    /// CPU time of every thread of this process (agent, server, board follower) meanwhile.
+    cpu: Duration,
     requests: usize,
     applied: usize,
     rejected: usize,
@@ -227,6 +229,7 @@ impl PushStats {
     fn to_obj(&self, n: usize) -> Obj {
         let mut o = Obj::new();
         o.put("total_s", secs(self.total))
+            .put("process_cpu_s", secs(self.cpu))
             .put(
                 "ops_per_s",
                 round(n as f64 / self.total.as_secs_f64().max(1e-9), 0),
@@ -243,10 +246,12 @@ async fn timed_push(
     batch_max: usize,
 ) -> anyhow::Result<PushStats> {
     let pending = store.pending_count()? as usize;
+    let cpu = harness::process_cpu();
     let start = Instant::now();
     let out = fieldsync_agent::sync::push_pending(store, client, batch_max).await?;
     Ok(PushStats {
         total: start.elapsed(),
+        cpu: harness::process_cpu().saturating_sub(cpu),
         requests: pending.div_ceil(batch_max),
         applied: (out.acked - out.rejected) as usize,
         rejected: out.rejected as usize,
@@ -365,9 +370,11 @@ fn push_run(
         edits.requests
     ));
 
+    let cpu = harness::process_cpu();
     let t = Instant::now();
     let r = rt.block_on(sync_once(&mut store, &client, &cfg))?;
     let pull_back_edits = t.elapsed();
+    let pull_back_edits_cpu = harness::process_cpu().saturating_sub(cpu);
     // Exactly the edited orders come back: an edit whose base did not match would have
     // added a conflict entity.
     checks.eq(&c("edits_pulled_back_no_conflicts"), r.pulled, n as u64);
@@ -393,7 +400,11 @@ fn push_run(
             "dispatcher_sync_pull_back_creates_s",
             secs(pull_back_creates),
         )
-        .put("dispatcher_sync_pull_back_edits_s", secs(pull_back_edits));
+        .put("dispatcher_sync_pull_back_edits_s", secs(pull_back_edits))
+        .put(
+            "dispatcher_sync_pull_back_edits_process_cpu_s",
+            secs(pull_back_edits_cpu),
+        );
     if let (Some((cu, cd)), Some((eu, ed))) = (wire_creates, wire_edits) {
         let mut w = Obj::new();
         w.put("creates_up_bytes", cu)
@@ -474,8 +485,9 @@ fn fresh_engineer_sync(
     Ok((took, o))
 }
 
-/// Another fresh device, pulling page by page with the same calls as `sync_once`, to split
-/// the time into server+transport and the agent's own store work.
+/// Another fresh device, pulling page by page with the same calls as `sync_once`, but one
+/// at a time (`sync_once` fetches the next page while it applies one), to split the time
+/// into server+transport and the agent's own store work.
 fn engineer_pull_breakdown(
     rt: &tokio::runtime::Runtime,
     server: &BenchServer,

@@ -849,18 +849,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Fold every acknowledged op not folded in yet into the confirmed state. The last
-    /// page of a pull does this; exposed for tools that want the confirmed state now.
-    pub fn fold_acked(&mut self) -> Result<()> {
-        let who = self.require_enrollment()?;
-        let tx = self.tx()?;
-        let ops = unfolded(&tx, "", &[])?;
-        fold(&tx, &ops, &who)?;
-        purge_gone(&tx)?;
-        tx.commit()?;
-        Ok(())
-    }
-
     /// Apply one pull page: states are joined in, entities that left the scope are dropped
     /// unless our own pending ops still need them, and the cursor and clock advance. Our
     /// acknowledged ops are folded into the confirmed state: into the entities the page
@@ -1514,15 +1502,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_acked_op_shows_until_the_pull_folds_it_into_the_confirmed_state() {
+    /// A store holding order w1 as the server sent it, with our status change on it
+    /// acknowledged and not folded in yet.
+    fn with_acked_change() -> (tempfile::TempDir, Store, EntityState, Op) {
         let dir = tempfile::tempdir().unwrap();
         let mut s = enrolled(dir.path());
         let w1 = order("w1", "eve");
         s.apply_page(&page(vec![w1.clone()], 3)).unwrap();
         let op = set_status(&mut s, "w1", "on-site");
-        let folded = apply_op(Some(&w1), &op, 7, "eve").state;
         s.ack(&acked(1), 1..=1).unwrap();
+        (dir, s, w1, op)
+    }
+
+    #[test]
+    fn an_acked_op_shows_until_the_pull_folds_it_into_the_confirmed_state() {
+        let (_dir, mut s, w1, op) = with_acked_change();
+        let folded = apply_op(Some(&w1), &op, 7, "eve").state;
         assert_eq!(s.pending_count().unwrap(), 0, "nothing left to send");
         assert_eq!(
             s.view(EntityKind::WorkOrder, "w1").unwrap(),
@@ -1549,12 +1544,7 @@ mod tests {
 
     #[test]
     fn an_acked_op_is_folded_into_the_copy_the_pull_brings_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = enrolled(dir.path());
-        let w1 = order("w1", "eve");
-        s.apply_page(&page(vec![w1.clone()], 3)).unwrap();
-        let op = set_status(&mut s, "w1", "on-site");
-        s.ack(&acked(1), 1..=1).unwrap();
+        let (_dir, mut s, w1, op) = with_acked_change();
         // The server's copy holds our change and a dispatcher's later one.
         let mut server = apply_op(Some(&w1), &op, 7, "eve").state;
         let dispatcher = Op {
@@ -1574,11 +1564,7 @@ mod tests {
         assert_eq!(s.digest().unwrap(), scope::digest([&server]));
         // A copy older than our change (it cannot happen in `sync_once`, which pulls after
         // the push) loses nothing either: folding is a join.
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = enrolled(dir.path());
-        s.apply_page(&page(vec![w1.clone()], 3)).unwrap();
-        let op = set_status(&mut s, "w1", "on-site");
-        s.ack(&acked(1), 1..=1).unwrap();
+        let (_dir, mut s, w1, op) = with_acked_change();
         s.apply_page(&page(vec![w1.clone()], 4)).unwrap();
         assert_eq!(
             s.digest().unwrap(),
@@ -1588,11 +1574,7 @@ mod tests {
 
     #[test]
     fn an_acked_op_on_an_order_that_left_goes_with_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = enrolled(dir.path());
-        s.apply_page(&page(vec![order("w1", "eve")], 3)).unwrap();
-        set_status(&mut s, "w1", "on-site");
-        s.ack(&acked(1), 1..=1).unwrap();
+        let (_dir, mut s, _, _) = with_acked_change();
         let mut p = page(vec![], 5);
         p.left = vec![fieldsync_proto::wire::EntityRef {
             kind: EntityKind::WorkOrder,

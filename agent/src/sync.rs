@@ -126,8 +126,9 @@ fn send(client: &Client, batch: Vec<(u64, Box<RawValue>)>) -> Option<InFlight> {
 /// batch k travels back and is recorded here, and batch k+4 is read, encoded, sent and
 /// decoded. With agent and server on one 2-core machine, three in flight still left the
 /// server's writer waiting for its next batch half the time (`fieldsync-bench sync`);
-/// four cut the 10,000-edit push's median from 0.34 s to 0.29 s. The server takes a device's batches in order whatever order HTTP/2 hands
-/// them over in (a batch that arrives early waits for the one before it).
+/// four cut the 10,000-edit push's median from 0.34 s to 0.29 s. The server takes a
+/// device's batches in order whatever order HTTP/2 hands them over in (a batch that
+/// arrives early waits for the one before it).
 pub const PUSH_IN_FLIGHT_MAX: usize = 4;
 
 /// Push every pending op in batches of at most `batch_max`, with up to

@@ -1045,6 +1045,11 @@ fn mark_folded(conn: &Connection, seqs: &[i64]) -> Result<()> {
 
 /// Fold our acknowledged `ops` into the confirmed state, as the server applied them.
 fn fold(conn: &Connection, ops: &[(i64, Op)], who: &Enrollment) -> Result<()> {
+    // During the full pull after a server rollback only what it delivers is known to be
+    // ours to hold: what a fold creates meanwhile is marked stale like everything else, so
+    // it leaves with the rest if the pull does not bring it (a record the server applied
+    // on an order since taken from us).
+    let repulling = meta_u64(conn, "repull_after_rollback")? == 1;
     for (_, op) in ops {
         let current = load(conn, op.kind, op.id.as_str())?;
         // A set on something we no longer hold stays with the server; only keep what we
@@ -1052,6 +1057,10 @@ fn fold(conn: &Connection, ops: &[(i64, Op)], who: &Enrollment) -> Result<()> {
         if current.is_some() || op.op == OpKind::Create {
             let applied = apply_op(current.as_ref(), op, who.device_id, &who.user);
             save(conn, &applied.state, false)?;
+            if current.is_none() && repulling {
+                conn.prepare_cached("UPDATE entities SET stale = 1 WHERE kind = ?1 AND id = ?2")?
+                    .execute(params![op.kind.as_str(), op.id.as_str()])?;
+            }
             if let Some(order) =
                 order_of(&applied.state).filter(|_| op.kind != EntityKind::WorkOrder)
             {

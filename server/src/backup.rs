@@ -207,6 +207,7 @@ pub fn backup(data_dir: &Path, out: &Path) -> Result<Summary, BackupError> {
 /// finds its target missing is parked while the window lasts (`lost_known = 0`).
 fn record_lost_ops(restored: &Connection, replaced: Option<&Path>) -> Result<(), BackupError> {
     restored.execute_batch(LOST_OPS_TABLE)?;
+    restored.execute_batch(LOST_APPLIED_TABLE)?;
     let Some(replaced) = replaced else {
         restored.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('lost_known', 0)",
@@ -229,6 +230,10 @@ fn record_lost_ops(restored: &Connection, replaced: Option<&Path>) -> Result<(),
                  WHERE o.reject_code IS NULL AND o.kind = 'work_order'
                    AND json_type(o.body, '$.fields.assignee') IS NOT NULL
                    AND NOT EXISTS (SELECT 1 FROM main.ops m WHERE m.dev = o.dev AND m.seq = o.seq);
+             INSERT OR IGNORE INTO lost_applied (dev, seq)
+                 SELECT o.dev, o.seq FROM replaced.ops o
+                 WHERE o.reject_code IS NULL AND o.dev != 0
+                   AND NOT EXISTS (SELECT 1 FROM main.ops m WHERE m.dev = o.dev AND m.seq = o.seq);
              INSERT OR REPLACE INTO meta (key, value) VALUES ('lost_known', 1);",
         )?;
         // An earlier restore's losses still count: this copy of the backup has not seen them.
@@ -237,6 +242,17 @@ fn record_lost_ops(restored: &Connection, replaced: Option<&Path>) -> Result<(),
             [],
             |r| r.get(0),
         )?;
+        let earlier_applied: bool = restored.query_row(
+            "SELECT EXISTS (SELECT 1 FROM replaced.sqlite_master WHERE name = 'lost_applied')",
+            [],
+            |r| r.get(0),
+        )?;
+        if earlier_applied {
+            restored.execute_batch(
+                "INSERT OR IGNORE INTO lost_applied (dev, seq)
+                     SELECT dev, seq FROM replaced.lost_applied;",
+            )?;
+        }
         if earlier {
             restored.execute_batch(
                 "INSERT OR IGNORE INTO lost_ops (dev, seq, kind, id)
@@ -252,6 +268,13 @@ fn record_lost_ops(restored: &Connection, replaced: Option<&Path>) -> Result<(),
     copied?;
     Ok(())
 }
+
+/// Also in migration 0009, for the same reason.
+const LOST_APPLIED_TABLE: &str = "CREATE TABLE IF NOT EXISTS lost_applied (
+    dev INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (dev, seq)
+) WITHOUT ROWID;";
 
 /// Also in migration 0008: a restore of an older backup creates it before that runs.
 const LOST_OPS_TABLE: &str = "CREATE TABLE IF NOT EXISTS lost_ops (

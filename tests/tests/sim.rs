@@ -179,3 +179,18 @@ fn sim_regression_resend_order_after_restore() {
     regression(217);
     regression(1214);
 }
+
+/// After a restore, an engineer's op the server had applied and acknowledged was refused
+/// `out_of_scope` on its re-send: another device's unassignment of the order, stamped
+/// earlier but first received later, was re-sent before it this time. Fixed by keeping
+/// the verdict an op was acknowledged with (`lost_applied`, filled by `restore`) while
+/// the window lasts (seeds 1003602, 1005526). Seed 1001228 then found the record such an
+/// op creates, on an order the engineer no longer holds, kept by the device after the full
+/// pull that follows a rollback: what a fold creates during that pull is now marked stale
+/// like everything else, and leaves unless the pull brings it.
+#[test]
+fn sim_regression_applied_op_resent_after_an_earlier_unassignment() {
+    regression(1003602);
+    regression(1005526);
+    regression(1001228);
+}

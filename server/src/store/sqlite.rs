@@ -46,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_asset_history.sql"),
     include_str!("../../migrations/0007_integer_keys.sql"),
     include_str!("../../migrations/0008_parked.sql"),
+    include_str!("../../migrations/0009_lost_applied.sql"),
 ];
 /// How long after a restore an op whose target is missing is parked instead of refused:
 /// long enough for every device to come back online and re-send what the server lost.
@@ -1022,7 +1023,9 @@ impl<'a> WriteTx<'a> {
                     }
                     _ => false,
                 };
-                now_in || self.held_at(user, order.as_ref(), op.hlc)?
+                now_in
+                    || self.held_at(user, order.as_ref(), op.hlc)?
+                    || self.applied_before_restore(dev, op.seq, now_ms)?
             };
         let target = Target {
             exists: current.is_some(),
@@ -1358,6 +1361,29 @@ impl<'a> WriteTx<'a> {
             }
         }
         Ok(false)
+    }
+
+    /// Whether the database the last restore replaced had applied op `seq` of `dev`, and
+    /// the window after that restore is still open. Such an op was authorised when it
+    /// first arrived and acknowledged as applied; its re-send may now arrive after ops
+    /// that reached the server after it the first time (another device's unassignment)
+    /// and must not lose the verdict it was given (simulation seeds 1003602, 1005526).
+    fn applied_before_restore(
+        &self,
+        dev: DeviceId,
+        seq: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let restored = meta(self.tx, "restored_ms")?;
+        if restored == 0 || now_ms >= restored.saturating_add(PARK_AFTER_RESTORE_MS) {
+            return Ok(false);
+        }
+        Ok(self
+            .tx
+            .prepare_cached("SELECT 1 FROM lost_applied WHERE dev = ?1 AND seq = ?2")?
+            .query_row(params![dev, seq as i64], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     fn park(&self, dev: DeviceId, actor: &Actor, seq: u64, now_ms: u64) -> Result<(), StoreError> {

@@ -237,17 +237,15 @@ fn record_lost_ops(restored: &Connection, replaced: Option<&Path>) -> Result<(),
              INSERT OR REPLACE INTO meta (key, value) VALUES ('lost_known', 1);",
         )?;
         // An earlier restore's losses still count: this copy of the backup has not seen them.
-        let earlier: bool = restored.query_row(
-            "SELECT EXISTS (SELECT 1 FROM replaced.sqlite_master WHERE name = 'lost_ops')",
-            [],
-            |r| r.get(0),
-        )?;
-        let earlier_applied: bool = restored.query_row(
-            "SELECT EXISTS (SELECT 1 FROM replaced.sqlite_master WHERE name = 'lost_applied')",
-            [],
-            |r| r.get(0),
-        )?;
-        if earlier_applied {
+        let replaced_has = |table: &str| -> rusqlite::Result<bool> {
+            restored.query_row(
+                "SELECT EXISTS (SELECT 1 FROM replaced.sqlite_master WHERE name = ?1)",
+                [table],
+                |r| r.get(0),
+            )
+        };
+        let earlier = replaced_has("lost_ops")?;
+        if replaced_has("lost_applied")? {
             restored.execute_batch(
                 "INSERT OR IGNORE INTO lost_applied (dev, seq)
                      SELECT dev, seq FROM replaced.lost_applied;",

@@ -23,7 +23,8 @@ use fieldsync_proto::{
     SERVER_DEVICE,
 };
 use rusqlite::{
-    params, CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior,
+    params, params_from_iter, CachedStatement, Connection, OptionalExtension, ToSql, Transaction,
+    TransactionBehavior,
 };
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -543,6 +544,24 @@ impl<'a> WriteTx<'a> {
         // No upsert: `before` comes from a lookup in this transaction, so the row's
         // existence is known (and a duplicate INSERT fails rather than overwrites). An
         // upsert with `RETURNING n` cost twice an INSERT per new entity.
+        let seq = seq as i64;
+        // Every column the row holds, in the order both statements number them after its
+        // key (`n`, or kind and id).
+        let columns: [&dyn ToSql; 13] = [
+            &keys.order_id,
+            &keys.assignee,
+            &status,
+            &keys.customer_id,
+            &keys.site_id,
+            &keys.asset_id,
+            &json,
+            &seq,
+            &board.priority,
+            &board.due_ms,
+            &keys.label,
+            &keys.open_conflict,
+            &board.cancelled,
+        ];
         let n = match before {
             Some((n, _)) => {
                 self.tx
@@ -553,42 +572,16 @@ impl<'a> WriteTx<'a> {
                            cancelled = ?14
                          WHERE n = ?1",
                     )?
-                    .execute(params![
-                        n,
-                        keys.order_id,
-                        keys.assignee,
-                        status,
-                        keys.customer_id,
-                        keys.site_id,
-                        keys.asset_id,
-                        json,
-                        seq as i64,
-                        board.priority,
-                        board.due_ms,
-                        keys.label,
-                        keys.open_conflict,
-                        board.cancelled,
-                    ])?;
+                    .execute(params_from_iter(
+                        std::iter::once(&n as &dyn ToSql).chain(columns),
+                    ))?;
                 n
             }
             None => {
-                self.hot(Hot::SaveInsert)?.execute(params![
-                    after.kind.as_str(),
-                    after.id.as_str(),
-                    keys.order_id,
-                    keys.assignee,
-                    status,
-                    keys.customer_id,
-                    keys.site_id,
-                    keys.asset_id,
-                    json,
-                    seq as i64,
-                    board.priority,
-                    board.due_ms,
-                    keys.label,
-                    keys.open_conflict,
-                    board.cancelled,
-                ])?;
+                let (kind, id) = (after.kind.as_str(), after.id.as_str());
+                self.hot(Hot::SaveInsert)?.execute(params_from_iter(
+                    [&kind as &dyn ToSql, &id].into_iter().chain(columns),
+                ))?;
                 self.tx.last_insert_rowid()
             }
         };
@@ -1307,8 +1300,7 @@ impl<'a> WriteTx<'a> {
         parked_as: Option<ParkedAt>,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let restored = meta(self.tx, "restored_ms")?;
-        if restored == 0 || now_ms >= restored.saturating_add(PARK_AFTER_RESTORE_MS) {
+        if !self.restore_window_open(now_ms)? {
             return Ok(false);
         }
         let order = match op.order_link() {
@@ -1363,6 +1355,13 @@ impl<'a> WriteTx<'a> {
         Ok(false)
     }
 
+    /// Whether a restore happened less than [`PARK_AFTER_RESTORE_MS`] ago: while it did,
+    /// re-sent ops are judged by what the server held before it, not only by what it holds.
+    fn restore_window_open(&self, now_ms: u64) -> Result<bool, StoreError> {
+        let restored = meta(self.tx, "restored_ms")?;
+        Ok(restored != 0 && now_ms < restored.saturating_add(PARK_AFTER_RESTORE_MS))
+    }
+
     /// Whether the database the last restore replaced had applied op `seq` of `dev`, and
     /// the window after that restore is still open. Such an op was authorised when it
     /// first arrived and acknowledged as applied; its re-send may now arrive after ops
@@ -1374,8 +1373,7 @@ impl<'a> WriteTx<'a> {
         seq: u64,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let restored = meta(self.tx, "restored_ms")?;
-        if restored == 0 || now_ms >= restored.saturating_add(PARK_AFTER_RESTORE_MS) {
+        if !self.restore_window_open(now_ms)? {
             return Ok(false);
         }
         Ok(self
